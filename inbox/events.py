@@ -1,0 +1,54 @@
+"""Typed events: what the event log stores and the hub fans out.
+
+An event is created inside the transaction that caused it (as an `Event` row) and
+published only after commit, as an `EventOut`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from inbox.models import Event
+
+EventType = Literal[
+    "message.created",
+    "message.updated",
+    "conversation.created",
+    "conversation.updated",
+    "contact.updated",
+    "typing",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class EventOut:
+    """A committed event. `seq` is None only for ephemeral events (typing, presence)."""
+
+    seq: int | None
+    type: str
+    conversation_id: int | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire shape: `{"seq", "type", "conversation_id", **payload}`."""
+        data: dict[str, Any] = {
+            "seq": self.seq,
+            "type": self.type,
+            "conversation_id": self.conversation_id,
+        }
+        data.update(self.payload)
+        return data
+
+    @classmethod
+    def from_row(cls, row: Event) -> EventOut:
+        """The public event for a stored row."""
+        return cls(
+            seq=row.seq,
+            type=row.type,
+            conversation_id=row.conversation_id,
+            payload=row.payload,
+            created_at=row.created_at,
+        )

@@ -1,0 +1,571 @@
+"""The pipeline steps: each is one transaction that writes state, its events and its
+outbox rows together, then publishes and dispatches only after commit.
+
+    ingest(Inbound)          a customer's message arrives (any channel)
+    record_status(Status)    a provider reports on one of our messages
+    reply(...)               an agent, the bot or the system answers
+    assign / set_status / take_over / mark_read
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox import store
+from inbox.errors import BadInput, Conflict, NotFound, PolicyRefused
+from inbox.events import EventOut
+from inbox.identity import canonical
+from inbox.models import Agent, Contact, Conversation, Identity, Message, OutboxRow, StoredFile
+from inbox.runtime import Runtime
+from inbox.schemas import conversation_out, message_out
+from inbox.threading import ConversationView, follow_up, subject_continues
+from inbox.types import (
+    FLAG_HELP,
+    FLAG_OPT_IN,
+    FLAG_OPT_OUT,
+    MACHINE_FLAGS,
+    Attachment,
+    Inbound,
+    StatusUpdate,
+    TemplateRef,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("open", "pending", "snoozed", "resolved")
+# Progress order of delivery states: a late "delivered" never overrides "read".
+_PROGRESS = {"pending": 0, "queued": 1, "sent": 2, "delivered": 3, "read": 4}
+_FINAL_FAILURES = ("failed", "undelivered")
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What `ingest` did: the stored message, and whether it was new."""
+
+    message_id: int
+    conversation_id: int
+    contact_id: int
+    duplicate: bool
+    events: list[EventOut] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+async def ingest(rt: Runtime, inbound: Inbound) -> IngestResult:
+    """Store a customer's message exactly once and tell everyone after commit.
+
+    Resolves the contact by canonical identity, picks or opens the conversation,
+    stores the message idempotently (same channel + provider id: nothing new, no event),
+    appends the events, commits; then publishes, runs responders, answers HELP.
+    Raises `BadInput` for an inbound whose sender cannot be read.
+    """
+    value = canonical(inbound.sender_kind, inbound.sender, default_region=rt.settings.default_region)
+    for attempt in range(3):
+        try:
+            result = await _ingest_once(rt, inbound, value)
+            break
+        except IntegrityError:
+            # A concurrent delivery of the same webhook (or the same new contact) won
+            # the race; the next attempt finds what it stored.
+            if attempt == 2:
+                raise
+    else:  # pragma: no cover
+        raise AssertionError("unreachable")
+    if not result.duplicate:
+        rt.after_commit(result.events)
+        if FLAG_HELP in inbound.flags and rt.settings.help_text:
+            rt.spawn(_answer_help(rt, result.conversation_id))
+    return result
+
+
+async def _answer_help(rt: Runtime, conversation_id: int) -> None:
+    try:
+        await reply(rt, conversation_id=conversation_id, text=rt.settings.help_text,
+                    author_kind="system")
+    except Exception:
+        log.exception("could not answer HELP in conversation %s", conversation_id)
+
+
+async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResult:
+    async with rt.sessions() as session, session.begin():
+        existing = await store.message_by_provider_id(
+            session, channel=inbound.channel, provider_message_id=inbound.provider_message_id
+        )
+        if existing is not None:
+            conv = await session.get(Conversation, existing.conversation_id)
+            return IngestResult(existing.id or 0, existing.conversation_id,
+                                conv.contact_id if conv else 0, duplicate=True)
+        contact, identity = await _resolve_contact(session, inbound, value)
+        now = utcnow()
+        machine = bool(inbound.flags & MACHINE_FLAGS)
+        events: list[EventOut] = []
+        if FLAG_OPT_OUT in inbound.flags and not identity.opted_out:
+            identity.opted_out, identity.opted_out_at = True, now
+            events.append(await _contact_event(session, contact))
+        elif FLAG_OPT_IN in inbound.flags and identity.opted_out:
+            identity.opted_out, identity.opted_out_at = False, None
+            events.append(await _contact_event(session, contact))
+
+        conv, created = await _pick_conversation(
+            rt, session, inbound, contact=contact, identity=identity, now=now, machine=machine
+        )
+        message = Message(
+            conversation_id=conv.id or 0,
+            channel=inbound.channel,
+            direction="in",
+            author_kind="customer",
+            text=inbound.text,
+            html=inbound.html,
+            attachments=[],
+            provider_message_id=inbound.provider_message_id,
+            thread_message_id=inbound.thread.message_id,
+            flags=sorted(inbound.flags),
+            meta=dict(inbound.meta),
+            raw=inbound.raw,
+            created_at=now,
+        )
+        session.add(message)
+        await session.flush()
+        message.attachments = await _store_attachments(session, message.id or 0, inbound.attachments)
+
+        conv.last_activity_at = now
+        if not machine:
+            conv.last_customer_at = now
+            conv.unread_count += 1
+        if conv.status == "snoozed" and not machine:
+            conv.status, conv.snoozed_until = "open", None
+        if conv.subject is None and inbound.thread.subject:
+            conv.subject = inbound.thread.subject[:500]
+        await session.flush()
+        summary = conversation_out(conv, contact_name=contact.name, last_message=message)
+        if created:
+            events.append(await store.add_event(
+                session, type="conversation.created", conversation_id=conv.id,
+                payload={"conversation": summary}))
+        events.append(await store.add_event(
+            session, type="message.created", conversation_id=conv.id,
+            payload={"message": message_out(message), "conversation": summary}))
+        return IngestResult(message.id or 0, conv.id or 0, contact.id or 0, False, events)
+
+
+async def _resolve_contact(
+    session: AsyncSession, inbound: Inbound, value: str
+) -> tuple[Contact, Identity]:
+    identity = await store.find_identity(session, kind=inbound.sender_kind, value=value)
+    if identity is None:
+        contact, identity = await store.create_contact_with_identity(
+            session, kind=inbound.sender_kind, value=value, raw=inbound.sender,
+            name=_clean_name(inbound.display_name),
+        )
+        return contact, identity
+    contact = await _live_contact(session, identity.contact_id)
+    name = _clean_name(inbound.display_name)
+    if name and not contact.name:
+        contact.name, contact.updated_at = name, utcnow()
+    return contact, identity
+
+
+async def _live_contact(session: AsyncSession, contact_id: int) -> Contact:
+    """Follow merges to the contact that now owns this one's identities."""
+    contact = await session.get(Contact, contact_id)
+    seen = set()
+    while contact is not None and contact.merged_into_id and contact.id not in seen:
+        seen.add(contact.id)
+        contact = await session.get(Contact, contact.merged_into_id)
+    if contact is None:
+        raise NotFound(f"contact {contact_id} is gone")
+    return contact
+
+
+def _clean_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    cleaned = " ".join(name.replace("\x00", "").split())[:200]
+    return cleaned or None
+
+
+def _thread_key(inbound: Inbound) -> str:
+    # SMS/WhatsApp: one thread per business number the customer wrote to; web chat: per
+    # visitor; email threads by headers and subject instead (empty key).
+    if inbound.channel == "email":
+        return ""
+    return (inbound.recipient or "").lower()
+
+
+def _view(conv: Conversation) -> ConversationView:
+    return ConversationView(conv.id or 0, conv.status, conv.last_activity_at,
+                            conv.resolved_at, conv.subject)
+
+
+async def _pick_conversation(
+    rt: Runtime,
+    session: AsyncSession,
+    inbound: Inbound,
+    *,
+    contact: Contact,
+    identity: Identity,
+    now: datetime,
+    machine: bool,
+) -> tuple[Conversation, bool]:
+    window = timedelta(hours=rt.settings.reopen_window_hours)
+    candidate: Conversation | None = None
+    if inbound.channel == "email":
+        candidate = await _email_candidate(rt, session, inbound, contact=contact, now=now)
+    else:
+        candidate = await store.latest_conversation(
+            session, contact_id=contact.id or 0, channel=inbound.channel,
+            thread_key=_thread_key(inbound))
+    action = follow_up(_view(candidate) if candidate else None, now=now,
+                       reopen_window=window, machine=machine)
+    if candidate is not None and action == "append":
+        return candidate, False
+    if candidate is not None and action == "reopen":
+        candidate.status, candidate.resolved_at, candidate.snoozed_until = "open", None, None
+        return candidate, False
+    conv = Conversation(
+        contact_id=contact.id or 0,
+        identity_id=identity.id,
+        channel=inbound.channel,
+        provider=inbound.provider,
+        thread_key=_thread_key(inbound),
+        our_address=inbound.recipient,
+        customer_address=inbound.sender,
+        subject=(inbound.thread.subject or None) and inbound.thread.subject[:500],  # type: ignore[index]
+        last_activity_at=now,
+        created_at=now,
+    )
+    session.add(conv)
+    await session.flush()
+    return conv, True
+
+
+async def _email_candidate(
+    rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact: Contact, now: datetime
+) -> Conversation | None:
+    """Email threading: headers, then our reply token, then subject within the window."""
+    hints = inbound.thread
+    refs = [*hints.references, *( [hints.in_reply_to] if hints.in_reply_to else [])]
+    conv = await store.conversation_by_thread_ids(session, channel="email", message_ids=refs)
+    if conv is None and hints.reply_token and hints.reply_token.isdigit():
+        conv = await session.get(Conversation, int(hints.reply_token))
+        if conv is not None and conv.channel != "email":
+            conv = None
+    if conv is not None:
+        # A reply whose subject changed topic starts a new conversation.
+        return conv if subject_continues(conv.subject, hints.subject) else None
+    window = timedelta(hours=rt.settings.reopen_window_hours)
+    for recent in await store.conversations_of_contact(
+        session, contact_id=contact.id or 0, channel="email", limit=20
+    ):
+        if now - recent.last_activity_at > window:
+            break
+        if hints.subject and recent.subject and _same_subject(recent.subject, hints.subject):
+            return recent
+    return None
+
+
+def _same_subject(a: str, b: str) -> bool:
+    from inbox.threading import normalise_subject
+
+    na, nb = normalise_subject(a), normalise_subject(b)
+    return bool(na) and na == nb
+
+
+async def _store_attachments(
+    session: AsyncSession, message_id: int, attachments: list[Attachment]
+) -> list[dict[str, Any]]:
+    stored: list[dict[str, Any]] = []
+    for att in attachments:
+        item: dict[str, Any] = {
+            "content_type": att.content_type,
+            "filename": att.filename,
+            "url": att.url,
+            "size": att.size,
+            "inline": att.inline,
+            "content_id": att.content_id,
+        }
+        if att.data is not None:
+            blob = StoredFile(message_id=message_id, filename=att.filename,
+                              content_type=att.content_type, size=len(att.data), data=att.data)
+            session.add(blob)
+            await session.flush()
+            item["file_id"] = blob.id
+            item["size"] = len(att.data)
+        stored.append(item)
+    return stored
+
+
+async def _contact_event(session: AsyncSession, contact: Contact) -> EventOut:
+    from inbox.schemas import contact_out
+
+    identities = await store.identities_of(session, contact_id=contact.id or 0)
+    return await store.add_event(session, type="contact.updated", conversation_id=None,
+                                 payload={"contact": contact_out(contact, identities)})
+
+
+# ---------------------------------------------------------------------------- status
+
+
+async def record_status(rt: Runtime, update: StatusUpdate) -> bool:
+    """Apply a delivery report to our message; False when we do not know the message.
+
+    States only move forward (a late "delivered" after "read" changes nothing);
+    failures always apply and keep the provider's code and reason.
+    """
+    async with rt.sessions() as session, session.begin():
+        message = await store.message_by_provider_id(
+            session, channel=update.channel, provider_message_id=update.provider_message_id)
+        if message is None or message.direction != "out":
+            return False
+        current = message.delivery_status or "pending"
+        if update.status in _FINAL_FAILURES:
+            if current == update.status and message.error_code == update.error_code:
+                return True
+            message.delivery_status = update.status
+            message.error_code = update.error_code
+            message.error_text = update.error_text
+        else:
+            if current in _FINAL_FAILURES or _PROGRESS.get(update.status, -1) <= _PROGRESS.get(current, -1):
+                return True
+            message.delivery_status = update.status
+        event = await store.add_event(
+            session, type="message.updated", conversation_id=message.conversation_id,
+            payload={"message": message_out(message)})
+    rt.after_commit([event])
+    return True
+
+
+# ---------------------------------------------------------------------------- reply
+
+
+async def reply(
+    rt: Runtime,
+    *,
+    conversation_id: int,
+    text: str,
+    author_kind: str = "agent",
+    agent_id: int | None = None,
+    private: bool = False,
+    html: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    template: TemplateRef | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store an outbound message (or private note) and queue it for sending, atomically.
+
+    Refuses with `PolicyRefused` when the customer opted out on this channel, and with
+    the connector's `Conflict` when the channel does not allow it now (the WhatsApp
+    window). An agent's reply makes the conversation human-handled (the bot goes
+    silent) and assigns it to that agent when nobody has it. Returns the message.
+    """
+    text = (text or "").replace("\x00", "")
+    if author_kind not in ("agent", "bot", "system"):
+        raise BadInput(f"unknown author kind {author_kind!r}")
+    if not text.strip() and not attachments and template is None:
+        raise BadInput("a reply needs text, an attachment or a template")
+    async with rt.sessions() as session, session.begin():
+        conv = await session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        if not private:
+            await _check_can_send(rt, session, conv, template=template)
+        now = utcnow()
+        message = Message(
+            conversation_id=conversation_id,
+            channel=conv.channel,
+            direction="out",
+            author_kind=author_kind,
+            author_agent_id=agent_id,
+            text=text,
+            html=html,
+            attachments=list(attachments or []),
+            private=private,
+            delivery_status=None if private else "pending",
+            meta=dict(meta or {}),
+            created_at=now,
+        )
+        if template is not None:
+            message.meta["template"] = {"name": template.name, "language": template.language,
+                                        "variables": template.variables}
+        session.add(message)
+        await session.flush()
+        if not private:
+            session.add(OutboxRow(message_id=message.id or 0, next_attempt_at=now))
+        changed = False
+        if author_kind == "agent" and not private:
+            if conv.handled_by != "human":
+                conv.handled_by, changed = "human", True
+            if conv.assignee_id is None and agent_id is not None:
+                conv.assignee_id, changed = agent_id, True
+            if conv.unread_count:
+                conv.unread_count, changed = 0, True
+        if author_kind == "bot":
+            conv.bot_answers += 1
+        conv.last_activity_at = now
+        await session.flush()
+        contact = await session.get(Contact, conv.contact_id)
+        summary = conversation_out(conv, contact_name=contact.name if contact else None,
+                                   last_message=message)
+        events = [await store.add_event(
+            session, type="message.created", conversation_id=conversation_id,
+            payload={"message": message_out(message), "conversation": summary})]
+        if changed:
+            events.append(await store.add_event(
+                session, type="conversation.updated", conversation_id=conversation_id,
+                payload={"conversation": summary}))
+        out = message_out(message)
+    rt.after_commit(events, outbox=not private)
+    return out
+
+
+async def _check_can_send(
+    rt: Runtime, session: AsyncSession, conv: Conversation, *, template: TemplateRef | None
+) -> None:
+    if conv.identity_id is not None:
+        identity = await session.get(Identity, conv.identity_id)
+        if identity is not None and identity.opted_out:
+            raise PolicyRefused(
+                f"{identity.raw or identity.value} has opted out of messages on this channel "
+                "(they can reply START to opt back in)",
+                extra={"reason": "opted_out"},
+            )
+    connector = rt.connectors.get(conv.provider)
+    if connector is None:
+        raise Conflict(f"the {conv.provider} channel is not configured on this server",
+                       extra={"reason": "channel_not_configured"})
+    check = getattr(connector, "check_reply", None)
+    if check is not None:
+        check(channel=conv.channel, last_customer_at=conv.last_customer_at, now=utcnow(),
+              template=template)
+
+
+# ---------------------------------------------------------------------------- state changes
+
+
+async def _change(
+    rt: Runtime, conversation_id: int, mutate: Any, *, system_note: str | None = None
+) -> dict[str, Any]:
+    async with rt.sessions() as session, session.begin():
+        conv = await session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        mutate(conv)
+        await session.flush()
+        contact = await session.get(Contact, conv.contact_id)
+        summary = conversation_out(conv, contact_name=contact.name if contact else None)
+        events = []
+        if system_note:
+            note = Message(conversation_id=conversation_id, channel=conv.channel, direction="out",
+                           author_kind="system", text=system_note, private=True)
+            session.add(note)
+            await session.flush()
+            events.append(await store.add_event(
+                session, type="message.created", conversation_id=conversation_id,
+                payload={"message": message_out(note), "conversation": summary}))
+        events.append(await store.add_event(
+            session, type="conversation.updated", conversation_id=conversation_id,
+            payload={"conversation": summary}))
+    rt.after_commit(events)
+    return summary
+
+
+async def assign(
+    rt: Runtime, *, conversation_id: int, agent_id: int | None, by: str | None = None
+) -> dict[str, Any]:
+    """Give the conversation to an agent (None: unassign). Assigning hands it to humans."""
+    async with rt.sessions() as session:
+        if agent_id is not None:
+            agent = await session.get(Agent, agent_id)
+            if agent is None or not agent.is_active:
+                raise NotFound(f"agent {agent_id} does not exist")
+            target = agent.name
+        else:
+            target = None
+
+    def mutate(conv: Conversation) -> None:
+        conv.assignee_id = agent_id
+        if agent_id is not None:
+            conv.handled_by = "human"
+
+    note = f"{by or 'System'} assigned this to {target}" if target else f"{by or 'System'} unassigned this"
+    return await _change(rt, conversation_id, mutate, system_note=note)
+
+
+async def set_status(
+    rt: Runtime,
+    *,
+    conversation_id: int,
+    status: str,
+    snoozed_until: datetime | None = None,
+    by: str | None = None,
+) -> dict[str, Any]:
+    """Move the conversation to open, pending, snoozed (until a time) or resolved.
+
+    Resolving hands the conversation back to the bot for the customer's next question.
+    """
+    if status not in STATUSES:
+        raise BadInput(f"status must be one of {', '.join(STATUSES)}")
+    if status == "snoozed" and snoozed_until is None:
+        raise BadInput("snoozing needs snoozed_until")
+
+    def mutate(conv: Conversation) -> None:
+        conv.status = status
+        conv.snoozed_until = snoozed_until if status == "snoozed" else None
+        if status == "resolved":
+            conv.resolved_at = utcnow()
+            conv.handled_by = "bot"
+            conv.bot_answers = 0
+            conv.unread_count = 0
+        else:
+            conv.resolved_at = None
+
+    return await _change(rt, conversation_id, mutate,
+                         system_note=f"{by or 'System'} set the status to {status}")
+
+
+async def take_over(rt: Runtime, *, conversation_id: int, agent_id: int, by: str | None = None) -> dict[str, Any]:
+    """A human takes the conversation from the bot (and assigns it to themself)."""
+
+    def mutate(conv: Conversation) -> None:
+        conv.handled_by = "human"
+        if conv.assignee_id is None:
+            conv.assignee_id = agent_id
+
+    return await _change(rt, conversation_id, mutate,
+                         system_note=f"{by or 'An agent'} took over from the bot")
+
+
+async def hand_over(rt: Runtime, *, conversation_id: int, reason: str) -> dict[str, Any]:
+    """The bot gives the conversation to the human queue, saying why (a private note)."""
+
+    def mutate(conv: Conversation) -> None:
+        conv.handled_by = "human"
+        if conv.status == "resolved":
+            conv.status = "open"
+
+    return await _change(rt, conversation_id, mutate, system_note=f"Handed to a person: {reason}")
+
+
+async def mark_read(rt: Runtime, *, conversation_id: int) -> None:
+    """Clear the unread count (an agent opened the conversation)."""
+    async with rt.sessions() as session, session.begin():
+        conv = await session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        if conv.unread_count == 0:
+            return
+        conv.unread_count = 0
+        await session.flush()
+        summary = conversation_out(conv)
+        event = await store.add_event(session, type="conversation.updated",
+                                      conversation_id=conversation_id,
+                                      payload={"conversation": summary})
+    rt.after_commit([event])

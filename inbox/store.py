@@ -1,0 +1,269 @@
+"""Store helpers: keyword-only reads and writes on a session. They never commit.
+
+The pipeline step that calls them owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import desc, func, or_, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox.events import EventOut
+from inbox.models import (
+    Agent,
+    Contact,
+    Conversation,
+    Event,
+    Identity,
+    Message,
+    OutboxRow,
+)
+from inbox.types import utcnow
+
+
+async def add_event(
+    session: AsyncSession,
+    *,
+    type: str,
+    conversation_id: int | None,
+    payload: dict[str, Any],
+) -> EventOut:
+    """Append an event row (flushed, so it has its seq) and return its public form."""
+    row = Event(type=type, conversation_id=conversation_id, payload=payload)
+    session.add(row)
+    await session.flush()
+    return EventOut.from_row(row)
+
+
+async def find_identity(session: AsyncSession, *, kind: str, value: str) -> Identity | None:
+    """The identity with this canonical value, if any."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Identity).where(Identity.kind == kind, Identity.value == value)
+    )
+    return result.scalars().first()
+
+
+async def create_contact_with_identity(
+    session: AsyncSession, *, kind: str, value: str, raw: str | None, name: str | None
+) -> tuple[Contact, Identity]:
+    """A new contact owning one new identity (flushed, ids assigned)."""
+    contact = Contact(name=name)
+    session.add(contact)
+    await session.flush()
+    identity = Identity(contact_id=contact.id or 0, kind=kind, value=value, raw=raw)
+    session.add(identity)
+    await session.flush()
+    return contact, identity
+
+
+async def identities_of(session: AsyncSession, *, contact_id: int) -> list[Identity]:
+    """Every identity of a contact, oldest first."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Identity).where(Identity.contact_id == contact_id).order_by(Identity.id)
+    )
+    return list(result.scalars().all())
+
+
+async def message_by_provider_id(
+    session: AsyncSession, *, channel: str, provider_message_id: str
+) -> Message | None:
+    """The message stored under this provider id on this channel, if any."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Message).where(
+            Message.channel == channel, Message.provider_message_id == provider_message_id
+        )
+    )
+    return result.scalars().first()
+
+
+async def latest_conversation(
+    session: AsyncSession, *, contact_id: int, channel: str, thread_key: str
+) -> Conversation | None:
+    """The newest conversation of this contact on this channel thread."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Conversation)
+        .where(
+            Conversation.contact_id == contact_id,
+            Conversation.channel == channel,
+            Conversation.thread_key == thread_key,
+        )
+        .order_by(desc(Conversation.id))
+        .limit(1)
+    )
+    return result.scalars().first()
+
+
+async def conversation_by_thread_ids(
+    session: AsyncSession, *, channel: str, message_ids: Sequence[str]
+) -> Conversation | None:
+    """The conversation holding a message whose email Message-ID is one of `message_ids`.
+
+    The latest referenced message wins (References lists oldest first).
+    """
+    ids = [m for m in message_ids if m]
+    if not ids:
+        return None
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Message.conversation_id, Message.thread_message_id)
+        .where(Message.channel == channel, Message.thread_message_id.in_(ids))  # type: ignore[union-attr]
+    )
+    found = {tid: cid for cid, tid in result.all()}
+    for mid in reversed(ids):
+        if mid in found:
+            return await session.get(Conversation, found[mid])
+    return None
+
+
+async def conversations_of_contact(
+    session: AsyncSession, *, contact_id: int, channel: str | None = None, limit: int = 50
+) -> list[Conversation]:
+    """A contact's conversations, newest first."""
+    query = select(Conversation).where(Conversation.contact_id == contact_id)
+    if channel is not None:
+        query = query.where(Conversation.channel == channel)
+    result = await session.exec(  # type: ignore[call-overload]
+        query.order_by(desc(Conversation.last_activity_at), desc(Conversation.id)).limit(limit)
+    )
+    return list(result.scalars().all())
+
+
+async def last_messages(
+    session: AsyncSession, *, conversation_ids: Sequence[int]
+) -> dict[int, Message]:
+    """The latest message of each given conversation."""
+    if not conversation_ids:
+        return {}
+    latest = (
+        select(func.max(Message.id))
+        .where(Message.conversation_id.in_(conversation_ids))  # type: ignore[attr-defined]
+        .group_by(Message.conversation_id)
+    )
+    result = await session.exec(select(Message).where(Message.id.in_(latest)))  # type: ignore[call-overload,union-attr]
+    return {m.conversation_id: m for m in result.scalars().all()}
+
+
+async def contact_names(session: AsyncSession, *, contact_ids: Sequence[int]) -> dict[int, str | None]:
+    """Names of the given contacts."""
+    if not contact_ids:
+        return {}
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Contact.id, Contact.name).where(Contact.id.in_(contact_ids))  # type: ignore[union-attr]
+    )
+    return {cid: name for cid, name in result.all()}
+
+
+async def list_conversations(
+    session: AsyncSession,
+    *,
+    status: str | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    channel: str | None = None,
+    handled_by: str | None = None,
+    contact_id: int | None = None,
+    search: str | None = None,
+    before: tuple[datetime, int] | None = None,
+    limit: int = 50,
+) -> list[Conversation]:
+    """Conversations, newest activity first, after the keyset cursor `before`."""
+    query = select(Conversation)
+    if status:
+        query = query.where(Conversation.status == status)
+    if assignee_id is not None:
+        query = query.where(Conversation.assignee_id == assignee_id)
+    if unassigned:
+        query = query.where(Conversation.assignee_id.is_(None))  # type: ignore[union-attr]
+    if channel:
+        query = query.where(Conversation.channel == channel)
+    if handled_by:
+        query = query.where(Conversation.handled_by == handled_by)
+    if contact_id is not None:
+        query = query.where(Conversation.contact_id == contact_id)
+    if search:
+        like = f"%{search.strip().lower()}%"
+        contact_match = (
+            select(Identity.contact_id).where(func.lower(Identity.value).like(like))
+            .union(select(Contact.id).where(func.lower(Contact.name).like(like)))
+        )
+        message_match = select(Message.conversation_id).where(func.lower(Message.text).like(like))
+        query = query.where(
+            or_(
+                Conversation.contact_id.in_(contact_match),  # type: ignore[attr-defined]
+                Conversation.id.in_(message_match),  # type: ignore[union-attr]
+                func.lower(Conversation.subject).like(like),
+            )
+        )
+    if before is not None:
+        at, cid = before
+        query = query.where(
+            or_(
+                Conversation.last_activity_at < at,
+                (Conversation.last_activity_at == at) & (Conversation.id < cid),  # type: ignore[operator]
+            )
+        )
+    query = query.order_by(desc(Conversation.last_activity_at), desc(Conversation.id)).limit(limit)
+    result = await session.exec(query)  # type: ignore[call-overload]
+    return list(result.scalars().all())
+
+
+async def list_messages(
+    session: AsyncSession,
+    *,
+    conversation_id: int,
+    before_id: int | None = None,
+    limit: int = 100,
+    include_private: bool = True,
+) -> list[Message]:
+    """A conversation's messages, oldest first, the page ending before `before_id`."""
+    query = select(Message).where(Message.conversation_id == conversation_id)
+    if before_id is not None:
+        query = query.where(Message.id < before_id)  # type: ignore[operator]
+    if not include_private:
+        query = query.where(Message.private.is_(False))  # type: ignore[attr-defined]
+    result = await session.exec(  # type: ignore[call-overload]
+        query.order_by(desc(Message.id)).limit(limit)
+    )
+    return list(reversed(result.scalars().all()))
+
+
+async def events_after(session: AsyncSession, *, seq: int, limit: int = 1000) -> list[EventOut]:
+    """Committed events with a seq above `seq`, in order."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Event).where(Event.seq > seq).order_by(Event.seq).limit(limit)  # type: ignore[operator]
+    )
+    return [EventOut.from_row(row) for row in result.scalars().all()]
+
+
+async def last_seq(session: AsyncSession) -> int:
+    """The highest committed event seq (0 when there is none)."""
+    result = await session.exec(select(func.max(Event.seq)))  # type: ignore[call-overload]
+    return int(result.scalar() or 0)
+
+
+async def agent_by_email(session: AsyncSession, *, email: str) -> Agent | None:
+    """The agent with this (case-folded) email."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Agent).where(Agent.email == email.strip().casefold())
+    )
+    return result.scalars().first()
+
+
+async def outbox_for_message(session: AsyncSession, *, message_id: int) -> OutboxRow | None:
+    """The outbox row of a message, if it has one."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(OutboxRow).where(OutboxRow.message_id == message_id)
+    )
+    return result.scalars().first()
+
+
+async def touch_token(session: AsyncSession, *, token_id: int) -> None:
+    """Record that an API token was used now."""
+    from inbox.models import ApiToken
+
+    await session.exec(  # type: ignore[call-overload]
+        update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow())  # type: ignore[arg-type]
+    )

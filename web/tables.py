@@ -1,0 +1,13 @@
+"""Every table of the product, imported in one place (for migrations and create_all).
+
+The composition root knows all packages; the core's tables come from `inbox.models`,
+and the FAQ and order tables from their packages as they are added.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import inbox.models  # noqa: F401
+
+metadata = SQLModel.metadata
