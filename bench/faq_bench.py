@@ -1,0 +1,464 @@
+"""FAQ matcher benchmark: BANKING77 / CLINC150 (faq-bench protocol v1) and our shop set.
+
+Run from the repo root::
+
+    python -m bench.faq_bench            # the tables (about 2 minutes on 2 cores)
+    python -m bench.faq_bench --dev      # the same metrics on the dev splits only
+    python -m bench.faq_bench --fit      # refit the matcher's ranking/confidence
+                                         # coefficients on the dev splits and print them
+
+The data directory is ``<repo>/../shared/data/faq-bench`` unless ``FAQ_BENCH_DIR``
+is set. The protocol (entries from the first K train utterances, dev for
+thresholds, oracle coverage@P, transfer, latency, latency scaling) is the one in
+that directory's README.md; this module follows it step by step.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from faq import matcher as matcher_mod  # noqa: E402
+from faq.matcher import DEFAULT_THRESHOLD, FaqDoc, Matcher  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("FAQ_BENCH_DIR") or REPO.parent / "shared/data/faq-bench")
+SHOP_FAQ = REPO / "faq/data/shop_faq.json"
+SHOP_QUERIES = REPO / "bench/data/shop_queries.json"
+OOS = None  # gold label of an out-of-scope query
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark task: the FAQ entries and the labelled dev and test queries
+    (gold = entry id, or None for out-of-scope / needs-a-human)."""
+
+    name: str
+    docs: list[FaqDoc]
+    dev: list[tuple[str, str | None]]
+    test: list[tuple[str, str | None]]
+
+
+# --- data ---------------------------------------------------------------------------
+
+
+def _grouped(rows: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Utterances per intent, intents in order of first appearance, file order kept."""
+    out: dict[str, list[str]] = {}
+    for text, intent in rows:
+        out.setdefault(intent, []).append(text)
+    return out
+
+
+def _docs(groups: dict[str, list[str]], k: int) -> list[FaqDoc]:
+    return [
+        FaqDoc(id=intent, question=utts[0], alternates=tuple(utts[1:k]))
+        for intent, utts in groups.items()
+        if intent != "oos"
+    ]
+
+
+def _banking_rows(name: str) -> list[tuple[str, str]]:
+    with open(DATA_DIR / "banking77" / name, newline="", encoding="utf-8") as fh:
+        return [(r["text"], r["category"]) for r in csv.DictReader(fh)]
+
+
+def _clinc() -> dict[str, list[list[str]]]:
+    with open(DATA_DIR / "clinc150/data_full.json", encoding="utf-8") as fh:
+        return json.load(fh)  # type: ignore[no-any-return]
+
+
+def banking_task(k: int) -> Task:
+    groups = _grouped(_banking_rows("train.csv"))
+    dev = [(u, intent) for intent, utts in groups.items() for u in utts[10:20]]
+    test: list[tuple[str, str | None]] = [(t, c) for t, c in _banking_rows("test.csv")]
+    return Task(f"banking77-k{k}", _docs(groups, k), list(dev), test)
+
+
+def clinc_task(k: int) -> Task:
+    data = _clinc()
+    groups = _grouped([(t, i) for t, i in data["train"]])
+
+    def label(rows: list[list[str]]) -> list[tuple[str, str | None]]:
+        return [(t, None if i == "oos" else i) for t, i in rows]
+
+    dev = label(data["val"]) + label(data["oos_val"])
+    test = label(data["test"]) + label(data["oos_test"])
+    return Task(f"clinc150-k{k}", _docs(groups, k), dev, test)
+
+
+def shop_docs() -> list[FaqDoc]:
+    with open(SHOP_FAQ, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return [FaqDoc(e["id"], e["question"], tuple(e.get("alternates", ()))) for e in raw]
+
+
+def shop_queries() -> list[tuple[str, str | None]]:
+    with open(SHOP_QUERIES, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    return [(q["text"], None if q["expect"] == "human" else q["expect"]) for q in raw]
+
+
+# --- metrics ------------------------------------------------------------------------
+
+
+def predictions(m: Matcher, queries: Sequence[tuple[str, str | None]]) -> list[tuple[bool, bool, float]]:
+    """(in scope, top-1 correct, confidence) per query."""
+    out = []
+    for text, gold in queries:
+        r = m.match(text, limit=1)
+        out.append((gold is not None, gold is not None and r.entry_id == gold, r.confidence))
+    return out
+
+
+def top1(preds: Sequence[tuple[bool, bool, float]]) -> float:
+    inscope = [ok for ins, ok, _ in preds if ins]
+    return sum(inscope) / len(inscope) if inscope else 0.0
+
+
+def at_threshold(preds: Sequence[tuple[bool, bool, float]], t: float) -> tuple[float, float]:
+    """(precision, coverage) when answering iff confidence >= t; precision is 1 when
+    nothing is answered."""
+    answered = [(ins, ok) for ins, ok, c in preds if c >= t]
+    n_in = sum(1 for ins, _, _ in preds if ins)
+    if not answered:
+        return 1.0, 0.0
+    correct = sum(ok for _, ok in answered)
+    return correct / len(answered), sum(ins for ins, _ in answered) / max(1, n_in)
+
+
+def best_threshold(preds: Sequence[tuple[bool, bool, float]], p: float) -> tuple[float, float] | None:
+    """(threshold, coverage) with maximal coverage at precision >= p over the distinct
+    confidence values (ties answered together), or None if no threshold reaches p."""
+    n_in = sum(1 for ins, _, _ in preds if ins)
+    order = sorted(preds, key=lambda x: -x[2])
+    best: tuple[float, float] | None = None
+    answered = correct = answered_in = 0
+    i = 0
+    while i < len(order):
+        c = order[i][2]
+        while i < len(order) and order[i][2] == c:
+            ins, ok, _ = order[i]
+            answered += 1
+            correct += ok
+            answered_in += ins
+            i += 1
+        if correct / answered >= p:
+            cov = answered_in / max(1, n_in)
+            if best is None or cov >= best[1]:
+                best = (c, cov)
+    return best
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """numpy.percentile with linear interpolation, without numpy."""
+    s = sorted(values)
+    if not s:
+        return 0.0
+    pos = (len(s) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def latency_us(m: Matcher, warmup: Sequence[str], timed: Sequence[str]) -> tuple[float, float]:
+    """(median, p99) wall time of one `match` call in microseconds."""
+    for text in warmup:
+        m.match(text)
+    times = []
+    clock = time.perf_counter_ns
+    for text in timed:
+        t0 = clock()
+        m.match(text)
+        times.append((clock() - t0) / 1000.0)
+    return statistics.median(times), percentile(times, 99)
+
+
+# --- synthetic FAQs for latency scaling ---------------------------------------------
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _perturb(s: str, rng: random.Random) -> str:
+    for _ in range(2):
+        op = rng.randrange(4)
+        if not s:
+            continue
+        i = rng.randrange(len(s))
+        if op == 0:
+            if len(s) > 1:
+                s = s[:i] + s[i + 1 :]
+        elif op == 1:
+            s = s[:i] + rng.choice(_LETTERS) + s[i:]
+        elif op == 2:
+            s = s[:i] + rng.choice(_LETTERS) + s[i + 1 :]
+        elif i + 1 < len(s):
+            s = s[:i] + s[i + 1] + s[i] + s[i + 2 :]
+    return s
+
+
+def synthetic_docs(n: int) -> list[FaqDoc]:
+    """The protocol's N-entry synthetic FAQ (227-intent pool, perturbed copies)."""
+    pool = list(_grouped(_banking_rows("train.csv")).values())
+    pool += [u for i, u in _grouped([(t, i) for t, i in _clinc()["train"]]).items()]
+    docs = []
+    for e in range(n):
+        utts = pool[e % len(pool)]
+        c = e // len(pool)
+        phr = []
+        for j in range(5):
+            s = utts[(5 * c + j) % len(utts)]
+            if c > 0:
+                s = _perturb(s, random.Random(f"{e}:{j}"))
+            phr.append(s)
+        docs.append(FaqDoc(str(e), phr[0], tuple(phr[1:])))
+    return docs
+
+
+# --- reporting ----------------------------------------------------------------------
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def run_task(task: Task, *, timed: bool = True) -> dict[str, float]:
+    t0 = time.perf_counter()
+    m = Matcher(task.docs)
+    build_ms = (time.perf_counter() - t0) * 1000
+    dev = predictions(m, task.dev)
+    if timed:
+        med, p99 = latency_us(m, [t for t, _ in task.dev], [t for t, _ in task.test])
+    else:
+        med = p99 = float("nan")
+    test = predictions(m, task.test)
+    row: dict[str, float] = {"top1": top1(test), "build_ms": build_ms, "med_us": med, "p99_us": p99}
+    for p in (0.95, 0.99):
+        b = best_threshold(test, p)
+        row[f"cov{int(p * 100)}"] = b[1] if b else 0.0
+        d = best_threshold(dev, p)
+        tp, tc = at_threshold(test, d[0]) if d else (1.0, 0.0)
+        row[f"tr{int(p * 100)}_p"], row[f"tr{int(p * 100)}_c"] = tp, tc
+    row["def_p"], row["def_c"] = at_threshold(test, DEFAULT_THRESHOLD)
+    return row
+
+
+def run_shop() -> dict[str, float]:
+    docs = shop_docs()
+    queries = shop_queries()
+    t0 = time.perf_counter()
+    m = Matcher(docs)
+    build_ms = (time.perf_counter() - t0) * 1000
+    preds = predictions(m, queries)
+    med, p99 = latency_us(m, [t for t, _ in queries[:20]], [t for t, _ in queries])
+    row: dict[str, float] = {"top1": top1(preds), "build_ms": build_ms, "med_us": med, "p99_us": p99}
+    for p in (0.95, 0.99):
+        b = best_threshold(preds, p)
+        row[f"cov{int(p * 100)}"] = b[1] if b else 0.0
+        # No dev split for the shop set: transfer uses DEFAULT_THRESHOLD.
+        row[f"tr{int(p * 100)}_p"], row[f"tr{int(p * 100)}_c"] = at_threshold(preds, DEFAULT_THRESHOLD)
+    row["def_p"], row["def_c"] = at_threshold(preds, DEFAULT_THRESHOLD)
+    return row
+
+
+def print_table(rows: dict[str, dict[str, float]]) -> None:
+    head = (
+        f"{'task':<15}{'top1':>6}{'cov@95':>8}{'cov@99':>8}{'tr95 P':>8}{'tr95 C':>8}"
+        f"{'tr99 P':>8}{'tr99 C':>8}{'dflt P':>8}{'dflt C':>8}{'med µs':>8}{'p99 µs':>8}{'build ms':>10}"
+    )
+    print(head)
+    print("-" * len(head))
+    for name, r in rows.items():
+        print(
+            f"{name:<15}{r['top1']:>6.3f}{r['cov95']:>8.3f}{r['cov99']:>8.3f}"
+            f"{r['tr95_p']:>8.3f}{r['tr95_c']:>8.3f}{r['tr99_p']:>8.3f}{r['tr99_c']:>8.3f}"
+            f"{r['def_p']:>8.3f}{r['def_c']:>8.3f}"
+            f"{r['med_us']:>8.0f}{r['p99_us']:>8.0f}{r['build_ms']:>10.0f}"
+        )
+
+
+def scaling() -> None:
+    test = _banking_rows("test.csv")
+    queries = [t for t, _ in test[::10]]
+    print(f"\n{'entries':>8}{'phrasings':>10}{'build s':>9}{'med µs':>9}{'p99 µs':>9}")
+    for n in (100, 1000, 10000):
+        docs = synthetic_docs(n)
+        t0 = time.perf_counter()
+        m = Matcher(docs)
+        build = time.perf_counter() - t0
+        med, p99 = latency_us(m, queries[:20], queries)
+        print(f"{n:>8}{5 * n:>10}{build:>9.2f}{med:>9.0f}{p99:>9.0f}")
+
+
+# --- offline fitting of the matcher's constants (dev splits only) -------------------
+
+
+def _adam(
+    grad: Callable[[list[float]], tuple[float, list[float]]],
+    w: list[float],
+    *,
+    steps: int,
+    lr: float = 0.05,
+) -> list[float]:
+    m = [0.0] * len(w)
+    v = [0.0] * len(w)
+    for step in range(1, steps + 1):
+        loss, g = grad(w)
+        for i, gi in enumerate(g):
+            m[i] = 0.9 * m[i] + 0.1 * gi
+            v[i] = 0.999 * v[i] + 0.001 * gi * gi
+            w[i] -= lr * (m[i] / (1 - 0.9**step)) / (math.sqrt(v[i] / (1 - 0.999**step)) + 1e-8)
+        if step % 50 == 0:
+            print(f"  step {step}: loss {loss:.4f}", file=sys.stderr)
+    return w
+
+
+def _rank_grad(data: list[tuple[list[tuple[float, ...]], int]], l2: float):
+    def grad(w: list[float]) -> tuple[float, list[float]]:
+        g = [l2 * x for x in w]
+        loss = 0.5 * l2 * sum(x * x for x in w)
+        for feats, gold in data:
+            zs = [sum(a * b for a, b in zip(w, f)) for f in feats]
+            mx = max(zs)
+            es = [math.exp(z - mx) for z in zs]
+            tot = sum(es)
+            loss -= (zs[gold] - mx - math.log(tot)) / len(data)
+            for f, e in zip(feats, es):
+                pr = e / tot
+                for i, x in enumerate(f):
+                    g[i] += pr * x / len(data)
+            for i, x in enumerate(feats[gold]):
+                g[i] -= x / len(data)
+        return loss, g
+
+    return grad
+
+
+def _logit_grad(data: list[tuple[tuple[float, ...], int]], l2: float):
+    def grad(w: list[float]) -> tuple[float, list[float]]:
+        g = [l2 * x for x in w]
+        g[-1] = 0.0
+        loss = 0.0
+        for x, y in data:
+            z = w[-1] + sum(a * b for a, b in zip(w, x))
+            pr = 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
+            loss -= (math.log(pr + 1e-12) if y else math.log(1 - pr + 1e-12)) / len(data)
+            for i, xi in enumerate(x):
+                g[i] += (pr - y) * xi / len(data)
+            g[-1] += (pr - y) / len(data)
+        return loss, g
+
+    return grad
+
+
+def fit(tasks: Sequence[Task]) -> None:
+    """Fit RANK_WEIGHTS, then CONF_WEIGHTS/CONF_BIAS and DEFAULT_THRESHOLD, on the dev
+    splits of `tasks` (never their test splits) and print them for pasting into
+    faq/matcher.py. Each task weighs the same whatever its dev size."""
+    per_task: list[list[tuple[list[tuple[float, ...]], str | None, list[str]]]] = []
+    for task in tasks:
+        m = Matcher(task.docs)
+        rows = []
+        for text, gold in task.dev:
+            scored = m.score(text)
+            rows.append(([f for _, _, f in scored], gold, [e for e, _, _ in scored]))
+        per_task.append(rows)
+        print(f"{task.name}: {len(rows)} dev queries scored", file=sys.stderr)
+    cap = min(len(r) for r in per_task)
+    rank_data = []
+    for rows in per_task:
+        picked = random.Random(0).sample(rows, cap) if len(rows) > cap else rows
+        for feats, gold, ids in picked:
+            if gold in ids:
+                rank_data.append((feats, ids.index(gold)))
+    w = _adam(_rank_grad(rank_data, 1e-3), list(matcher_mod.RANK_WEIGHTS), steps=int(os.environ.get('FIT_STEPS', '300')))
+    print("RANK_WEIGHTS =", tuple(round(x, 3) for x in w))
+    matcher_mod.RANK_WEIGHTS = tuple(w)
+    conf_rows: list[list[tuple[tuple[float, ...], int]]] = []
+    for task in tasks:
+        m = Matcher(task.docs)
+        rows2 = []
+        for text, gold in task.dev:
+            scored = m.score(text)
+            x = matcher_mod.calibration_features(scored) if scored else None
+            if x is not None:
+                rows2.append((x, int(scored[0][0] == gold)))
+        conf_rows.append(rows2)
+    cap = min(len(r) for r in conf_rows)
+    conf_data = [r for rows2 in conf_rows for r in (random.Random(1).sample(rows2, cap) if len(rows2) > cap else rows2)]
+    nfeat = len(conf_data[0][0])
+    cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=600, lr=0.1)
+    print("CONF_WEIGHTS =", tuple(round(x, 3) for x in cw[:-1]))
+    print("CONF_BIAS =", round(cw[-1], 3))
+    matcher_mod.CONF_WEIGHTS = tuple(cw[:-1])
+    matcher_mod.CONF_BIAS = cw[-1]
+    pooled = []
+    for task in tasks:
+        m = Matcher(task.docs)
+        preds = predictions(m, task.dev)
+        b = best_threshold(preds, 0.95)
+        print(f"  {task.name}: dev top1 {top1(preds):.3f} cov95 {b[1] if b else 0:.3f} "
+              f"at t={b[0] if b else float('nan'):.3f}", file=sys.stderr)
+        pooled.extend(preds)
+    b = best_threshold(pooled, 0.95)
+    print("DEFAULT_THRESHOLD =", round(b[0], 3) if b else None)
+
+
+TASKS: dict[str, Callable[[], Task]] = {
+    "banking77-k5": lambda: banking_task(5),
+    "banking77-k10": lambda: banking_task(10),
+    "clinc150-k5": lambda: clinc_task(5),
+    "clinc150-k10": lambda: clinc_task(10),
+}
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = list(argv)
+    if "--fit" in args:
+        fit([t() for t in TASKS.values()])
+        return 0
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores; one thread used)")
+    print(f"Python {platform.python_version()}, DEFAULT_THRESHOLD={DEFAULT_THRESHOLD}")
+    print("tr95/tr99 = test precision/coverage at the dev threshold for P=0.95/0.99; "
+          "dflt = at DEFAULT_THRESHOLD\n")
+    rows: dict[str, dict[str, float]] = {}
+    only = [a for a in args if not a.startswith("--")]
+    for name, make in TASKS.items():
+        if only and name not in only:
+            continue
+        task = make()
+        if "--dev" in args:
+            task = Task(task.name, task.docs, task.dev, task.dev)
+        rows[name] = run_task(task)
+    if not only or "shop" in only:
+        if SHOP_FAQ.exists() and SHOP_QUERIES.exists():
+            rows["shop"] = run_shop()
+    print_table(rows)
+    if "--no-scaling" not in args:
+        scaling()
+    _ = matcher_mod
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main(sys.argv[1:]))
