@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from inbox.errors import Conflict
+
 WINDOW = timedelta(hours=24)
 
 
@@ -50,3 +52,29 @@ def window_state(
     if left <= timedelta(0):
         return WindowState(open=False, closes_at=closes_at, seconds_left=0)
     return WindowState(open=True, closes_at=closes_at, seconds_left=int(left.total_seconds()))
+
+
+def ensure_free_form_allowed(
+    last_customer_message_at: datetime | None,
+    now: datetime | None = None,
+    *,
+    template: object | None = None,
+) -> None:
+    """Raise `Conflict` (reason "whatsapp_window_closed") for a free-form message outside the window.
+
+    A message with a `template` may always go; so may anything while the window is open.
+    Both WhatsApp connectors call this from their `check_reply`.
+    """
+    if template is not None:
+        return
+    state = window_state(last_customer_message_at, now)
+    if state.open:
+        return
+    when = f" closed at {state.closes_at.isoformat()}" if state.closes_at else " is not open"
+    raise Conflict(
+        f"the WhatsApp 24-hour window{when}: only an approved template can be sent now",
+        extra={
+            "reason": "whatsapp_window_closed",
+            "closes_at": state.closes_at.isoformat() if state.closes_at else None,
+        },
+    )

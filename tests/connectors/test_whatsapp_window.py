@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from connectors.whatsapp_window import WINDOW, window_state
+import pytest
+
+from connectors.whatsapp_window import WINDOW, ensure_free_form_allowed, window_state
+from inbox.errors import Conflict
+from inbox.types import TemplateRef
 
 LAST = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -48,3 +52,16 @@ def test_a_timestamp_from_the_future_counts_as_just_now() -> None:
 
 def test_now_defaults_to_the_clock() -> None:
     assert window_state(datetime.now(UTC) - timedelta(hours=1)).open
+
+
+def test_free_form_reply_outside_the_window_is_refused_with_a_reason() -> None:
+    with pytest.raises(Conflict) as caught:
+        ensure_free_form_allowed(LAST, LAST + timedelta(hours=25))
+    assert caught.value.extra["reason"] == "whatsapp_window_closed"
+    with pytest.raises(Conflict):
+        ensure_free_form_allowed(None, LAST)
+
+
+def test_templates_may_go_outside_the_window_and_anything_inside_it() -> None:
+    ensure_free_form_allowed(LAST, LAST + timedelta(hours=25), template=TemplateRef(name="HX1"))
+    ensure_free_form_allowed(LAST, LAST + timedelta(hours=23))
