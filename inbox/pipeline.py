@@ -569,3 +569,47 @@ async def mark_read(rt: Runtime, *, conversation_id: int) -> None:
                                       conversation_id=conversation_id,
                                       payload={"conversation": summary})
     rt.after_commit([event])
+
+
+# ---------------------------------------------------------------------------- identities
+
+
+async def identify_visitor(
+    rt: Runtime, *, visitor: str, email: str | None, name: str | None
+) -> int | None:
+    """A web-chat visitor leaves an email (and/or a name) so a late reply reaches them.
+
+    The email identity joins the visitor's contact; if that email already belongs to
+    another contact, the visitor's identity and conversations move to that contact
+    (the person is one person). Returns the contact id, or None for an unknown visitor.
+    """
+    from sqlalchemy import update as sa_update
+
+    address = canonical("email", email) if email else None
+    async with rt.sessions() as session, session.begin():
+        identity = await store.find_identity(session, kind="webchat", value=visitor)
+        if identity is None:
+            return None
+        contact = await _live_contact(session, identity.contact_id)
+        cleaned = _clean_name(name)
+        if cleaned and not contact.name:
+            contact.name = cleaned
+        if address:
+            existing = await store.find_identity(session, kind="email", value=address)
+            if existing is None:
+                session.add(Identity(contact_id=contact.id or 0, kind="email", value=address, raw=email))
+            elif existing.contact_id != contact.id:
+                owner = await _live_contact(session, existing.contact_id)
+                await session.exec(sa_update(Identity).where(Identity.contact_id == contact.id)  # type: ignore[call-overload]
+                                   .values(contact_id=owner.id))
+                await session.exec(sa_update(Conversation).where(Conversation.contact_id == contact.id)  # type: ignore[call-overload]
+                                   .values(contact_id=owner.id))
+                contact.merged_into_id = owner.id
+                if not owner.name and contact.name:
+                    owner.name = contact.name
+                contact = owner
+        contact.updated_at = utcnow()
+        await session.flush()
+        event = await _contact_event(session, contact)
+    rt.after_commit([event])
+    return contact.id

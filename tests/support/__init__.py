@@ -1,0 +1,1 @@
+"""Shared test helpers: backends, a real uvicorn server, API clients."""

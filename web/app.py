@@ -1,0 +1,130 @@
+"""The composition root: builds the runtime in the lifespan and wires every package.
+
+`create_app()` is the uvicorn factory (`inbox serve` runs "web.app:create_app").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+import connectors
+from inbox.bus import LocalBus
+from inbox.db import make_engine, make_sessionmaker
+from inbox.hub import Hub
+from inbox.outbox import Dispatcher
+from inbox.ports import Responder
+from inbox.runtime import Runtime
+from inbox.settings import Settings
+from web import migrate
+from web.errors import HANDLERS
+from web.middleware import SecurityHeaders
+from web.routes import api, pages, realtime, webhooks
+from web.static_paths import STATIC_DIR
+
+log = logging.getLogger(__name__)
+
+ResponderFactory = Callable[[Settings], list[Responder]]
+
+
+def _default_responders(settings: Settings) -> list[Responder]:
+    try:
+        from faq.wiring import build_responders  # type: ignore[import-not-found]
+    except ImportError:
+        return []
+    responders: list[Responder] = build_responders(settings)
+    return responders
+
+
+async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
+                        responders: ResponderFactory | None = None) -> Runtime:
+    """Every resource the app needs, connected and (on SQLite) migrated."""
+    if migrate_db if migrate_db is not None else settings.is_sqlite:
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+    engine = make_engine(settings.database_url)
+    hub = Hub(queue_size=settings.hub_queue_size)
+    rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
+                 bus=LocalBus(hub))
+    rt.connectors = connectors.build_all(settings)
+    rt.responders = (responders or _default_responders)(settings)
+    rt.dispatcher = Dispatcher(rt)
+    await rt.bus.start()
+    return rt
+
+
+async def healthz(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    try:
+        async with rt.engine.connect() as conn:
+            await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=3)
+    except Exception as exc:
+        return JSONResponse({"ok": False, "database": f"unreachable: {type(exc).__name__}"},
+                            status_code=503)
+    return JSONResponse({"ok": True, "subscribers": rt.hub.subscriber_count})
+
+
+def create_app(settings: Settings | None = None, *, migrate_db: bool | None = None,
+               responders: ResponderFactory | None = None, dispatch: bool = True) -> Starlette:
+    """The ASGI app. Tests pass `settings`; `inbox serve` reads the environment."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        rt = await build_runtime(settings, migrate_db=migrate_db, responders=responders)
+        app.state.runtime = rt
+        if dispatch and rt.dispatcher is not None:
+            rt.dispatcher.start()
+        extra_tasks = await _start_extras(rt)
+        try:
+            yield {}
+        finally:
+            for stop in extra_tasks:
+                with contextlib.suppress(Exception):
+                    await stop()
+            if rt.dispatcher is not None:
+                await rt.dispatcher.stop()
+            await rt.close()
+
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        *api.routes,
+        *realtime.routes,
+        *webhooks.routes,
+        *pages.routes,
+        Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"),
+    ]
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="inbox_session",
+                   max_age=12 * 3600, same_site="lax",
+                   https_only=settings.public_url.startswith("https://")),
+    ]
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers=HANDLERS,
+                    lifespan=lifespan)
+    app.state.settings = settings
+    return app
+
+
+async def _start_extras(rt: Runtime) -> list[Callable[[], Any]]:
+    """Optional background services configured by the environment (SMTP, IMAP)."""
+    starters: list[Callable[[Runtime], Any]] = []
+    with contextlib.suppress(ImportError):
+        from web.mail_services import start_mail_services  # type: ignore[import-not-found]
+
+        starters.append(start_mail_services)
+    stops: list[Callable[[], Any]] = []
+    for start in starters:
+        stops.extend(await start(rt))
+    return stops

@@ -1,0 +1,285 @@
+"""Websockets: `/ws/agent` (event stream with resume by seq) and `/ws/chat` (visitors).
+
+Agents: subscribe first, then replay stored events after `since`, then stream live
+events, skipping any seq already sent, so the seam has no gap and no duplicate.
+Visitors: a signed token resumes their conversation; every message of it (their own
+included) is pushed to them. Both get jittered heartbeats; a subscriber that falls
+behind gets `{"type": "resync"}` and is closed (it reconnects with `since`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from inbox import pipeline, store
+from inbox.errors import InboxError
+from inbox.events import EventOut
+from inbox.hub import Resync, Subscription
+from inbox.models import Conversation
+from inbox.runtime import Runtime
+from web.auth import CONVERSATION_ROLES, require
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 500
+MAX_FRAME = 64_000  # bytes in one client frame
+CLOSE_RESYNC = 4000
+CLOSE_UNAUTHORISED = 4401
+
+
+def _rt(ws: WebSocket) -> Runtime:
+    rt: Runtime = ws.app.state.runtime
+    return rt
+
+
+async def _heartbeat_get(sub: Subscription, rt: Runtime) -> EventOut | None:
+    """The next event, or None when a heartbeat is due (interval jittered +-20%)."""
+    interval = rt.settings.heartbeat_seconds * random.uniform(0.8, 1.2)
+    try:
+        return await asyncio.wait_for(sub.get(), timeout=interval)
+    except TimeoutError:
+        return None
+
+
+async def _run_pair(*coros: Any) -> None:
+    """Run coroutines until the first finishes; cancel the rest."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            exc = task.exception()
+            if exc is not None and not isinstance(exc, (WebSocketDisconnect, RuntimeError)):
+                raise exc
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _receive_json(ws: WebSocket) -> Any:
+    """The next client frame as JSON; a `{"type": "error"}` reply for a bad one."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        raw = message.get("text")
+        if raw is None and message.get("bytes") is not None:
+            raw = message["bytes"].decode("utf-8", "replace")
+        if raw is None:
+            continue
+        if len(raw) > MAX_FRAME:
+            await ws.close(code=1009)
+            raise WebSocketDisconnect(1009)
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            await ws.send_json({"type": "error", "detail": "frames are JSON objects"})
+
+
+# ---------------------------------------------------------------------------- agents
+
+
+async def agent_socket(ws: WebSocket) -> None:
+    rt = _rt(ws)
+    try:
+        caller = await require(ws, *CONVERSATION_ROLES, allow_query_token=True)
+    except InboxError as exc:
+        await ws.close(code=CLOSE_UNAUTHORISED, reason=exc.detail[:120])
+        return
+    since_raw = ws.query_params.get("since")
+    try:
+        since = int(since_raw) if since_raw not in (None, "") else None
+    except ValueError:
+        await ws.close(code=1008, reason="since must be a whole number")
+        return
+    await ws.accept()
+    # Subscribe before reading the log: whatever commits meanwhile is queued, not lost.
+    sub = rt.hub.subscribe(lambda e: not (e.type == "typing" and e.payload.get("agent_id") == caller.id))
+    try:
+        async with rt.sessions() as session:
+            current = await store.last_seq(session)
+        await ws.send_json({"type": "hello", "seq": current, "agent": {
+            "id": caller.id, "name": caller.name, "role": caller.role}})
+        last = current if since is None else since
+        if since is not None:
+            while True:
+                async with rt.sessions() as session:
+                    events = await store.events_after(session, seq=last, limit=REPLAY_PAGE)
+                for event in events:
+                    await ws.send_json(event.to_json())
+                    last = event.seq or last
+                if len(events) < REPLAY_PAGE:
+                    break
+        state = {"last": last}
+
+        async def writer() -> None:
+            while True:
+                try:
+                    event = await _heartbeat_get(sub, rt)
+                except Resync:
+                    await ws.send_json({"type": "resync", "seq": state["last"]})
+                    await ws.close(code=CLOSE_RESYNC)
+                    return
+                if event is None:
+                    await ws.send_json({"type": "ping"})
+                    continue
+                if event.seq is not None:
+                    if event.seq <= state["last"]:
+                        continue
+                    state["last"] = event.seq
+                await ws.send_json(event.to_json())
+
+        async def reader() -> None:
+            while True:
+                frame = await _receive_json(ws)
+                if isinstance(frame, dict) and frame.get("type") in ("typing", "viewing"):
+                    cid = frame.get("conversation_id")
+                    if isinstance(cid, int):
+                        rt.bus.publish(EventOut(seq=None, type=frame["type"], conversation_id=cid,
+                                                payload={"who": "agent", "agent_id": caller.id,
+                                                         "name": caller.name}))
+
+        await _run_pair(writer(), reader())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.close()
+
+
+# ---------------------------------------------------------------------------- visitors
+
+
+def _visitor_event(visitor: str, state: dict[str, Any]) -> Any:
+    def accepts(event: EventOut) -> bool:
+        if event.type == "message.created":
+            conv = event.payload.get("conversation") or {}
+            msg = event.payload.get("message") or {}
+            if conv.get("channel") == "webchat" and conv.get("customer_address") == visitor \
+                    and not msg.get("private"):
+                state["conversation_id"] = event.conversation_id
+                return True
+            return False
+        if event.type == "typing":
+            return (event.payload.get("who") == "agent"
+                    and event.conversation_id == state.get("conversation_id"))
+        return False
+    return accepts
+
+
+def _visitor_message(msg: dict[str, Any]) -> dict[str, Any]:
+    """What a visitor may see of a message (no internal fields)."""
+    return {k: msg.get(k) for k in ("id", "author", "text", "created_at", "attachments",
+                                    "delivery_status")} | {
+        "author_name": (msg.get("meta") or {}).get("author_name")}
+
+
+async def _visitor_history(rt: Runtime, visitor: str) -> tuple[int | None, list[dict[str, Any]]]:
+    from inbox.schemas import message_out
+
+    async with rt.sessions() as session:
+        identity = await store.find_identity(session, kind="webchat", value=visitor)
+        if identity is None:
+            return None, []
+        from sqlalchemy import desc, select
+
+        result = await session.exec(  # type: ignore[call-overload]
+            select(Conversation).where(Conversation.identity_id == identity.id,
+                                       Conversation.channel == "webchat")
+            .order_by(desc(Conversation.id)).limit(1))
+        conv = result.scalars().first()
+        if conv is None:
+            return None, []
+        messages = await store.list_messages(session, conversation_id=conv.id or 0,
+                                             include_private=False, limit=200)
+        return conv.id, [_visitor_message(message_out(m)) for m in messages]
+
+
+async def chat_socket(ws: WebSocket) -> None:
+    rt = _rt(ws)
+    connector = rt.connectors.get("webchat")
+    if connector is None:
+        await ws.close(code=1011)
+        return
+    token = ws.query_params.get("token")
+    visitor = connector.visitor_from_token(token) if token else None  # type: ignore[attr-defined]
+    if visitor is None:
+        visitor, token = connector.new_visitor()  # type: ignore[attr-defined]
+    await ws.accept()
+    state: dict[str, Any] = {}
+    sub = rt.hub.subscribe(_visitor_event(visitor, state))
+    try:
+        conv_id, history = await _visitor_history(rt, visitor)
+        state.setdefault("conversation_id", conv_id)
+        seen = {m["id"] for m in history}
+        await ws.send_json({"type": "welcome", "token": token, "conversation_id": conv_id,
+                            "messages": history})
+
+        async def writer() -> None:
+            while True:
+                try:
+                    event = await _heartbeat_get(sub, rt)
+                except Resync:
+                    await ws.send_json({"type": "resync"})
+                    await ws.close(code=CLOSE_RESYNC)
+                    return
+                if event is None:
+                    await ws.send_json({"type": "ping"})
+                elif event.type == "typing":
+                    await ws.send_json({"type": "typing", "who": "agent",
+                                        "name": event.payload.get("name")})
+                else:
+                    msg = event.payload["message"]
+                    if msg["id"] in seen:
+                        continue
+                    seen.add(msg["id"])
+                    await ws.send_json({"type": "message",
+                                        "conversation_id": event.conversation_id,
+                                        "message": _visitor_message(msg)})
+
+        async def reader() -> None:
+            while True:
+                frame = await _receive_json(ws)
+                try:
+                    await _visitor_frame(rt, connector, visitor, frame, state)
+                except InboxError as exc:
+                    await ws.send_json({"type": "error", "error": exc.code, "detail": exc.detail})
+
+        await _run_pair(writer(), reader())
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sub.close()
+
+
+async def _visitor_frame(rt: Runtime, connector: Any, visitor: str, frame: Any,
+                         state: dict[str, Any]) -> None:
+    inbound = connector.parse_frame(visitor, frame)
+    if inbound is not None:
+        result = await pipeline.ingest(rt, inbound)
+        state["conversation_id"] = result.conversation_id
+        return
+    kind = frame.get("type")
+    if kind == "typing" and state.get("conversation_id"):
+        rt.bus.publish(EventOut(seq=None, type="typing", conversation_id=state["conversation_id"],
+                                payload={"who": "customer"}))
+    elif kind == "identify":
+        email, name = frame.get("email"), frame.get("name")
+        await pipeline.identify_visitor(
+            rt, visitor=visitor,
+            email=email if isinstance(email, str) and email.strip() else None,
+            name=name if isinstance(name, str) and name.strip() else None)
+
+
+routes = [
+    WebSocketRoute("/ws/agent", agent_socket),
+    WebSocketRoute("/ws/chat", chat_socket),
+]
