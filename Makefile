@@ -18,7 +18,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/inbox db upgrade
 	$(BIN)/inbox demo
-	$(BIN)/inbox serve --host 127.0.0.1 --port 8000
+	$(BIN)/inbox serve --host 127.0.0.1 --port 8000 --demo-providers
 
 ## Debian packages the end-to-end tests drive (Chromium, Dovecot IMAP); needs root/apt.
 system-deps:

@@ -21,12 +21,13 @@ from inbox.settings import Settings
 APP_FACTORY = "web.app:create_app"
 MIGRATE = "web.migrate:upgrade"
 SIMULATORS = "connectors.simulate:run"
+DEMO_ENV = "connectors.simulate:DEMO_PROVIDER_ENV"
 FAQ_CLI = "faq.cli"
 ORDERS_IMPORT = "inbox.orders_io:import_file"
 
 
-def resolve(path: str) -> Callable[..., Any]:
-    """The callable named by "module:attr"."""
+def resolve(path: str) -> Any:
+    """The object named by "module:attr"."""
     module_name, _, attr = path.partition(":")
     return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
 
@@ -55,6 +56,23 @@ async def _with_runtime(settings: Settings, job: Callable[[Any], Any]) -> Any:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
+
+    if not os.environ.get("INBOX_PUBLIC_URL"):
+        # Providers sign the URL they call; unset, it is where we listen.
+        os.environ["INBOX_PUBLIC_URL"] = f"http://{args.host}:{args.port}"
+        settings = Settings.from_env()
+    if args.demo_providers:
+        demo_env: dict[str, str] = resolve(DEMO_ENV)
+        for key, value in demo_env.items():
+            os.environ.setdefault(key, value)
+        # Outbound goes nowhere real: the server's own demo sink answers like the providers.
+        local = f"http://127.0.0.1:{args.port}"
+        os.environ.setdefault("TWILIO_API_BASE", local + "/_demo/twilio")
+        os.environ.setdefault("WHATSAPP_GRAPH_BASE", local + "/_demo/graph")
+        os.environ["INBOX_DEMO_PROVIDERS"] = "1"
+        settings = Settings.from_env()
+        print("demo providers: Twilio/WhatsApp/email webhooks accept `inbox simulate` requests; "
+              "replies are not delivered anywhere", flush=True)
 
     if args.workers > 1 and settings.is_sqlite:
         print("inbox serve: several workers need PostgreSQL (INBOX_DATABASE_URL) and Redis "
@@ -151,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--smtp-port", type=int, default=None, help="also accept mail by SMTP on this port")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--demo-providers", action="store_true",
+                       help="local demo: fill unset Twilio/WhatsApp/email secrets with demo values "
+                            "so `inbox simulate` works without provider accounts")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema")
@@ -178,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--subject", default=None)
     sim.add_argument("--token", default=None, help="web-chat visitor token to resume")
     sim.add_argument("--wait", type=float, default=3.0, help="seconds to wait for replies")
+    sim.add_argument("--meta", action="store_true", help="whatsapp: post as Meta's Cloud API, not Twilio")
     sim.set_defaults(func=cmd_simulate)
 
     faq = sub.add_parser("faq", help="FAQ entries")

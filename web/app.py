@@ -97,7 +97,13 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
                 await rt.dispatcher.stop()
             await rt.close()
 
+    import os
+
+    from web.routes import demo_sink
+
+    demo_routes = demo_sink.routes if os.environ.get("INBOX_DEMO_PROVIDERS") == "1" else []
     routes = [
+        *demo_routes,
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes,
         *realtime.routes,
