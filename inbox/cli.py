@@ -87,6 +87,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.smtp_port:
         os.environ["INBOX_SMTP_LISTEN_PORT"] = str(args.smtp_port)
         os.environ.setdefault("INBOX_SMTP_LISTEN_HOST", args.host)
+        settings = Settings.from_env()
     print(f"Omnichannel Inbox on http://{args.host}:{args.port}  (database: "
           f"{'SQLite ' + settings.database_url.split('///')[-1] if settings.is_sqlite else 'PostgreSQL'})",
           flush=True)

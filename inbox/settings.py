@@ -59,6 +59,17 @@ class Settings:
     smtp_from: str = "support@shop.example"
     email_addresses: tuple[str, ...] = ("support@shop.example",)
     email_secret: str | None = None
+    # Inbound mail without a webhook: our own SMTP listener, or polling an IMAP mailbox.
+    smtp_listen_host: str = "127.0.0.1"
+    smtp_listen_port: int | None = None
+    imap_host: str | None = None
+    imap_port: int = 993
+    imap_username: str | None = None
+    imap_password: str | None = None
+    imap_ssl: bool = True
+    imap_starttls: bool = False
+    imap_folder: str = "INBOX"
+    imap_interval: float = 60.0
     # Outbox: first retry after `retry_base` seconds, doubling, capped at `retry_cap`,
     # giving up after `max_attempts` (Twilio/Meta recommend backing off on 429/5xx).
     outbox_retry_base: float = 2.0
@@ -111,6 +122,16 @@ class Settings:
             smtp_from=e.get("INBOX_SMTP_FROM") or (addresses[0] if addresses else cls.smtp_from),
             email_addresses=addresses,
             email_secret=e.get("INBOX_EMAIL_SECRET") or None,
+            smtp_listen_host=e.get("INBOX_SMTP_LISTEN_HOST") or "127.0.0.1",
+            smtp_listen_port=_int(e, "INBOX_SMTP_LISTEN_PORT", 0) or None,
+            imap_host=e.get("INBOX_IMAP_HOST") or None,
+            imap_port=_int(e, "INBOX_IMAP_PORT", 993),
+            imap_username=e.get("INBOX_IMAP_USERNAME") or None,
+            imap_password=e.get("INBOX_IMAP_PASSWORD") or None,
+            imap_ssl=_bool(e.get("INBOX_IMAP_SSL"), True),
+            imap_starttls=_bool(e.get("INBOX_IMAP_STARTTLS"), False),
+            imap_folder=e.get("INBOX_IMAP_FOLDER") or "INBOX",
+            imap_interval=float(e.get("INBOX_IMAP_INTERVAL") or 60),
         )
 
 

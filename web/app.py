@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,8 +31,9 @@ from inbox.runtime import Runtime
 from inbox.settings import Settings
 from web import migrate
 from web.errors import HANDLERS
+from web.mail_services import start_mail_services
 from web.middleware import SecurityHeaders
-from web.routes import api, pages, realtime, webhooks
+from web.routes import api, demo_sink, pages, realtime, webhooks
 from web.static_paths import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -97,10 +99,6 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
                 await rt.dispatcher.stop()
             await rt.close()
 
-    import os
-
-    from web.routes import demo_sink
-
     demo_routes = demo_sink.routes if os.environ.get("INBOX_DEMO_PROVIDERS") == "1" else []
     routes = [
         *demo_routes,
@@ -125,12 +123,5 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
 
 async def _start_extras(rt: Runtime) -> list[Callable[[], Any]]:
     """Optional background services configured by the environment (SMTP, IMAP)."""
-    starters: list[Callable[[Runtime], Any]] = []
-    with contextlib.suppress(ImportError):
-        from web.mail_services import start_mail_services  # type: ignore[import-not-found]
-
-        starters.append(start_mail_services)
-    stops: list[Callable[[], Any]] = []
-    for start in starters:
-        stops.extend(await start(rt))
+    stops: list[Callable[[], Any]] = list(await start_mail_services(rt))
     return stops
