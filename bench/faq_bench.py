@@ -370,56 +370,74 @@ def _logit_grad(data: list[tuple[tuple[float, ...], int]], l2: float):
     return grad
 
 
-def fit(tasks: Sequence[Task]) -> None:
-    """Fit RANK_WEIGHTS, then CONF_WEIGHTS/CONF_BIAS and DEFAULT_THRESHOLD, on the dev
-    splits of `tasks` (never their test splits) and print them for pasting into
-    faq/matcher.py. Each task weighs the same whatever its dev size."""
-    per_task: list[list[tuple[list[tuple[float, ...]], str | None, list[str]]]] = []
+def _dev_scores(tasks: Sequence[Task]) -> list[list[tuple[list[tuple[float, ...]], str | None, list[str]]]]:
+    out = []
     for task in tasks:
         m = Matcher(task.docs)
         rows = []
         for text, gold in task.dev:
             scored = m.score(text)
             rows.append(([f for _, _, f in scored], gold, [e for e, _, _ in scored]))
-        per_task.append(rows)
-        print(f"{task.name}: {len(rows)} dev queries scored", file=sys.stderr)
+        out.append(rows)
+    return out
+
+
+def _balanced(per_task: list[list[object]], seed: int) -> list[object]:
+    """The same number of dev queries from every task (the smallest task's count)."""
     cap = min(len(r) for r in per_task)
-    rank_data = []
-    for rows in per_task:
-        picked = random.Random(0).sample(rows, cap) if len(rows) > cap else rows
-        for feats, gold, ids in picked:
-            if gold in ids:
-                rank_data.append((feats, ids.index(gold)))
-    w = _adam(_rank_grad(rank_data, 1e-3), list(matcher_mod.RANK_WEIGHTS), steps=int(os.environ.get('FIT_STEPS', '300')))
+    return [x for rows in per_task for x in (random.Random(seed).sample(rows, cap) if len(rows) > cap else rows)]
+
+
+def fit(tasks: Sequence[Task]) -> None:
+    """Fit RANK1_WEIGHTS, RANK_WEIGHTS, CONF_WEIGHTS/CONF_BIAS and DEFAULT_THRESHOLD
+    on the dev splits of `tasks` (never their test splits) and print them for
+    pasting into faq/matcher.py. Every task weighs the same whatever its dev size."""
+    steps = int(os.environ.get("FIT_STEPS", "300"))
+    n1 = len(matcher_mod.RANK1_WEIGHTS)
+    # Stage 1: lexical features over the whole candidate pool.
+    keep = matcher_mod._RERANK
+    matcher_mod._RERANK = matcher_mod._POOL
+    per_task = _dev_scores(tasks)
+    matcher_mod._RERANK = keep
+    data = []
+    for feats, gold, ids in _balanced(per_task, 0):  # type: ignore[misc]
+        if gold in ids:
+            data.append(([f[:n1] for f in feats], ids.index(gold)))
+    w1 = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK1_WEIGHTS), steps=steps)
+    print("RANK1_WEIGHTS =", tuple(round(x, 3) for x in w1))
+    matcher_mod.RANK1_WEIGHTS = tuple(w1)
+    # Stage 2: all features over the candidates stage 1 keeps.
+    per_task = _dev_scores(tasks)
+    data = [(feats, ids.index(gold)) for feats, gold, ids in _balanced(per_task, 0) if gold in ids]  # type: ignore[misc]
+    w = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK_WEIGHTS), steps=steps)
     print("RANK_WEIGHTS =", tuple(round(x, 3) for x in w))
     matcher_mod.RANK_WEIGHTS = tuple(w)
-    conf_rows: list[list[tuple[tuple[float, ...], int]]] = []
+    # Confidence: logistic regression "is the top-1 entry right?" (oos: never).
+    conf_rows: list[list[object]] = []
     for task in tasks:
         m = Matcher(task.docs)
-        rows2 = []
+        rows2: list[object] = []
         for text, gold in task.dev:
             scored = m.score(text)
-            x = matcher_mod.calibration_features(scored) if scored else None
-            if x is not None:
-                rows2.append((x, int(scored[0][0] == gold)))
+            if scored:
+                rows2.append((matcher_mod.calibration_features(scored), int(scored[0][0] == gold)))
         conf_rows.append(rows2)
-    cap = min(len(r) for r in conf_rows)
-    conf_data = [r for rows2 in conf_rows for r in (random.Random(1).sample(rows2, cap) if len(rows2) > cap else rows2)]
-    nfeat = len(conf_data[0][0])
-    cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=600, lr=0.1)
+    conf_data = _balanced(conf_rows, 1)
+    nfeat = len(conf_data[0][0])  # type: ignore[index]
+    cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=2 * steps, lr=0.1)  # type: ignore[arg-type]
     print("CONF_WEIGHTS =", tuple(round(x, 3) for x in cw[:-1]))
     print("CONF_BIAS =", round(cw[-1], 3))
     matcher_mod.CONF_WEIGHTS = tuple(cw[:-1])
     matcher_mod.CONF_BIAS = cw[-1]
-    pooled = []
+    pooled: list[object] = []
     for task in tasks:
         m = Matcher(task.docs)
         preds = predictions(m, task.dev)
         b = best_threshold(preds, 0.95)
         print(f"  {task.name}: dev top1 {top1(preds):.3f} cov95 {b[1] if b else 0:.3f} "
               f"at t={b[0] if b else float('nan'):.3f}", file=sys.stderr)
-        pooled.extend(preds)
-    b = best_threshold(pooled, 0.95)
+        pooled.append(preds)
+    b = best_threshold(_balanced(pooled, 2), 0.95)  # type: ignore[arg-type]
     print("DEFAULT_THRESHOLD =", round(b[0], 3) if b else None)
 
 
