@@ -43,10 +43,16 @@ class Subscription:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.overflowed = True
-            self._drain()
-            self._queue.put_nowait(_RESYNC)
-            self.close()
+            self.force_resync()
+
+    def force_resync(self) -> None:
+        """Drop what is queued and make the next `get` raise `Resync`."""
+        if self.closed:
+            return
+        self.overflowed = True
+        self._drain()
+        self._queue.put_nowait(_RESYNC)
+        self.close()
 
     def _drain(self) -> None:
         while not self._queue.empty():
@@ -108,6 +114,11 @@ class Hub:
                     sub.offer(event)
             except Exception:  # a broken filter must not stop the fan-out
                 log.exception("subscriber filter failed")
+
+    def resync_all(self) -> None:
+        """Tell every local subscriber to resync (events may have been missed)."""
+        for sub in list(self._subscribers):
+            sub.force_resync()
 
     @property
     def subscriber_count(self) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import desc, func, or_, select, update
+from sqlalchemy import desc, func, or_, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.events import EventOut
@@ -25,6 +25,10 @@ from inbox.models import (
 from inbox.types import utcnow
 
 
+# Arbitrary, fixed: the advisory lock that orders event commits on PostgreSQL.
+EVENT_LOCK_KEY = 727_001
+
+
 async def add_event(
     session: AsyncSession,
     *,
@@ -32,7 +36,15 @@ async def add_event(
     conversation_id: int | None,
     payload: dict[str, Any],
 ) -> EventOut:
-    """Append an event row (flushed, so it has its seq) and return its public form."""
+    """Append an event row (flushed, so it has its seq) and return its public form.
+
+    On PostgreSQL, seq order must equal commit order, or an agent resuming after seq N
+    could skip an event N-1 that committed later. A transaction-scoped advisory lock
+    taken before the seq is drawn serialises event writers until they commit (SQLite
+    has one writer at a time anyway).
+    """
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY))  # type: ignore[call-overload]
     row = Event(type=type, conversation_id=conversation_id, payload=payload)
     session.add(row)
     await session.flush()

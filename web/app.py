@@ -22,10 +22,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import connectors
-from inbox.bus import LocalBus
+from inbox.bus import Bus, LocalBus
 from inbox.db import make_engine, make_sessionmaker
 from inbox.hub import Hub
 from inbox.outbox import Dispatcher
+from inbox.redis_bus import RedisBus
 from inbox.ports import Responder
 from inbox.runtime import Runtime
 from inbox.settings import Settings
@@ -57,8 +58,9 @@ async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
     engine = make_engine(settings.database_url)
     hub = Hub(queue_size=settings.hub_queue_size)
+    bus: Bus = RedisBus(hub, settings.redis_url) if settings.redis_url else LocalBus(hub)
     rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
-                 bus=LocalBus(hub))
+                 bus=bus)
     rt.connectors = connectors.build_all(settings)
     rt.responders = (responders or _default_responders)(settings)
     rt.dispatcher = Dispatcher(rt)
