@@ -16,8 +16,8 @@ The cases and what each one checks (see shared/fixtures/email/SOURCES.md):
   part. `mpr_multiline_on*` are ours by inference (upstream asserts only the reply count
   or nothing): a body that starts with a quote header has nothing new above it.
 
-The fixtures directory defaults to /work/shared/fixtures/email (INBOX_FIXTURES overrides
-the parent directory).
+The fixtures are read from `$INBOX_SHARED_DIR/fixtures/email` (default: the `shared`
+directory next to the repository, as in tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FIXTURES = Path(os.environ.get("INBOX_FIXTURES", "/work/shared/fixtures")) / "email"
+_REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(os.environ.get("INBOX_SHARED_DIR", _REPO.parent / "shared")) / "fixtures" / "email"
 REPLY_BODIES = FIXTURES / "reply-bodies"
 TARGET = 0.90
 
@@ -182,7 +183,7 @@ def score(extractor: Extractor, cases: list[Case] | None = None) -> tuple[float,
 
 
 def main(argv: list[str]) -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(_REPO))
     cases = load_cases()
     columns: dict[str, Extractor] = {"ours": ours}
     if "--all" in argv:
