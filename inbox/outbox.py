@@ -14,7 +14,7 @@ import logging
 import random
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from inbox import store
 from inbox.errors import InboxError, SendFailed
@@ -112,25 +112,34 @@ class Dispatcher:
 
     async def _claim(self) -> list[int]:
         now = utcnow()
+        due = or_(
+            (OutboxRow.state == "pending") & (OutboxRow.next_attempt_at <= now),  # type: ignore[operator]
+            (OutboxRow.state == "sending") & (OutboxRow.lease_until <= now),  # type: ignore[operator]
+        )
         async with self.rt.sessions() as session, session.begin():
             query = (
-                select(OutboxRow)
-                .where(
-                    or_(
-                        (OutboxRow.state == "pending") & (OutboxRow.next_attempt_at <= now),  # type: ignore[operator]
-                        (OutboxRow.state == "sending") & (OutboxRow.lease_until <= now),  # type: ignore[operator]
-                    )
-                )
+                select(OutboxRow.id)
+                .where(due)
                 .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
                 .limit(BATCH)
             )
             if not self.rt.settings.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).scalars().all())  # type: ignore[call-overload]
-            for row in rows:
-                row.state, row.lease_until, row.updated_at = "sending", now + LEASE, now
-                row.attempts += 1
-            return [row.id or 0 for row in rows]
+            candidates = list((await session.exec(query)).scalars().all())  # type: ignore[call-overload]
+            claimed: list[int] = []
+            for row_id in candidates:
+                # Compare-and-set: SQLite has no row locks, so another dispatcher may have
+                # claimed this row since we read it; only the update that still finds it
+                # due wins (without this, two dispatchers sent the same message twice).
+                result = await session.exec(  # type: ignore[call-overload]
+                    update(OutboxRow)
+                    .where(OutboxRow.id == row_id, due)  # type: ignore[arg-type]
+                    .values(state="sending", lease_until=now + LEASE, updated_at=now,
+                            attempts=OutboxRow.attempts + 1)
+                )
+                if result.rowcount == 1:
+                    claimed.append(row_id)
+            return claimed
 
     async def _send(self, row_id: int) -> None:
         rt = self.rt
