@@ -111,7 +111,7 @@ _REFERRAL_KEY = re.compile(r"(?<!^)(?=[A-Z])")
 _retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
 
 
-class RebasedAsyncHttpClient(AsyncTwilioHttpClient):
+class RebasedAsyncHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]  # twilio is untyped
     """The `twilio` library's aiohttp client, optionally aimed at another base URL.
 
     With `api_base` (e.g. a local fake), every request keeps its path and query but goes

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+import httpx
 import pytest
 
 from connectors.twilio import TwilioConnector, build
@@ -45,7 +47,8 @@ STATUS_URL = "https://inbox.example.com/webhooks/twilio/status"
 
 
 def load(relative: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+    return data
 
 
 def fixture_names(folder: str) -> list[str]:
@@ -327,8 +330,8 @@ def test_inbound_fixture_parses_to_the_expected_inbound(name: str) -> None:
     [inbound] = twilio.parse(request)
     assert isinstance(inbound, Inbound)
     assert inbound.provider == "twilio"
-    assert inbound.raw == {k: v for k, v in parse_qs(request.body.decode(), keep_blank_values=True).items()
-                           for v in [v[0] if len(v) == 1 else v]}
+    decoded = parse_qs(request.body.decode(), keep_blank_values=True)
+    assert inbound.raw == {k: v[0] if len(v) == 1 else v for k, v in decoded.items()}
     json.dumps(inbound.meta), json.dumps(inbound.raw)  # JSON-safe
     for field, value in INBOUND_EXPECTED[name].items():
         if field == "attachments":
@@ -668,8 +671,6 @@ async def test_status_callback_from_the_fake_verifies_and_parses(
 
 
 def test_whatsapp_replies_outside_the_window_need_a_template() -> None:
-    from datetime import UTC, datetime, timedelta
-
     now = datetime(2025, 1, 2, tzinfo=UTC)
     twilio = connector()
     with pytest.raises(Conflict):
@@ -694,3 +695,17 @@ def test_build_from_settings() -> None:
     assert built is not None
     assert built.status_callback_url == "https://x.example/webhooks/twilio/status"
     assert (built.default_from, built.help_text) == ("+1555", "Help!")
+
+
+def test_the_fake_serves_blocking_clients_too(twilio_recorder: TwilioRecorder) -> None:
+    url = f"{twilio_recorder.base_url}/2010-04-01/Accounts/{TEST_ACCOUNT_SID}/Messages.json"
+    auth = (TEST_ACCOUNT_SID, TEST_AUTH_TOKEN)
+    created = httpx.post(url, data={"To": "+1555", "From": "+1666", "Body": "x"}, auth=auth)
+    assert created.status_code == 201 and created.json()["status"] == "queued"
+    assert httpx.post(url, data={"To": "+1555", "Body": "x"}, auth=auth).json()["code"] == 21603
+    assert httpx.post(url, data={"To": "+1555", "From": "+1666"}, auth=auth).json()["code"] == 21602
+    fetched = httpx.get(url.replace(".json", f"/{created.json()['sid']}.json"), auth=auth)
+    assert fetched.json()["body"] == "x"
+    assert len(twilio_recorder.wait_for(4, timeout=1)) == 4
+    with pytest.raises(AssertionError):
+        twilio_recorder.wait_for(5, timeout=0.05)

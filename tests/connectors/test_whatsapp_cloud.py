@@ -46,7 +46,8 @@ PUBLIC_URL = "https://inbox.example.com/webhooks/whatsapp"
 
 
 def load(relative: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads((FIXTURES / relative).read_text(encoding="utf-8"))
+    return data
 
 
 def fixture_names(*folders: str) -> list[str]:
@@ -247,12 +248,13 @@ def test_every_fixture_has_a_stated_expectation() -> None:
 
 
 def lookup(inbound: Any, key: str) -> Any:
+    value: Any
     if not key.startswith("meta."):
         value = getattr(inbound, key)
         if key == "attachments":
             return [(a.content_type, a.url, a.filename) for a in value]
         return set(value) if key == "flags" else value
-    value: Any = inbound.meta
+    value = inbound.meta
     for part in key.split(".")[1:]:
         value = value.get(part) if isinstance(value, dict) else None
     return value

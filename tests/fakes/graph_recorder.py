@@ -212,7 +212,8 @@ class GraphRecorder(RecordingServer):
         file: tuple[bytes, str, str | None] | None = None
         for part in parsed.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            data = part.get_payload(decode=True) or b""
+            payload = part.get_payload(decode=True)
+            data = payload if isinstance(payload, bytes) else b""
             if name == "file":
                 file = (data, part.get_content_type(), part.get_filename())
             elif isinstance(name, str):

@@ -123,8 +123,8 @@ class RecordingServer:
         """http://127.0.0.1:<port>, without the prefix."""
         if self._server is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://{self._address[0]}:{port}"
 
     @property
     def base_url(self) -> str:

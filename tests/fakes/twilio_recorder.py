@@ -54,7 +54,7 @@ TWILIO_MESSAGES: dict[int, str] = {
 def twilio_signature(url: str, params: dict[str, list[str]] | dict[str, str], auth_token: str) -> str:
     """The X-Twilio-Signature Twilio would send for a form POST of `params` to `url`."""
     multi = {k: v if isinstance(v, list) else [v] for k, v in params.items()}
-    return RequestValidator(auth_token).compute_signature(url, _MultiDict(multi))
+    return str(RequestValidator(auth_token).compute_signature(url, _MultiDict(multi)))
 
 
 class _MultiDict(dict[str, list[str]]):
