@@ -40,6 +40,10 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {"timeout": 30})
     else:
+        # Fail fast when PostgreSQL is away (asyncpg waits 60 s to connect by default):
+        # requests get a 503 and providers retry, instead of hanging.
+        kwargs.setdefault("connect_args", {"timeout": 5, "command_timeout": 30})
+        kwargs.setdefault("pool_timeout", 10)
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)

@@ -8,6 +8,7 @@
     ├── Conflict            409  valid, but not now (e.g. WhatsApp window closed)
     ├── PolicyRefused       422  never allowed for this recipient (e.g. opted out)
     ├── TooLarge            413
+    ├── RateLimited         429
     └── ConnectorError
         ├── SignatureInvalid    403  the provider's signature does not match
         ├── UnsupportedPayload  400  a request we cannot read
@@ -64,6 +65,11 @@ class PolicyRefused(InboxError):
 class TooLarge(InboxError):
     code = "too_large"
     status = 413
+
+
+class RateLimited(InboxError):
+    code = "rate_limited"
+    status = 429
 
 
 class ConnectorError(InboxError):

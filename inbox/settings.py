@@ -76,6 +76,12 @@ class Settings:
     outbox_retry_cap: float = 300.0
     outbox_max_attempts: int = 8
     hub_queue_size: int = 1000
+    # Per source address on /webhooks/* (providers burst on campaigns: be generous).
+    webhook_burst: int = 300
+    webhook_rate: float = 100.0
+    # Per web-chat socket: a person types a few messages a second at most.
+    chat_burst: int = 20
+    chat_rate: float = 3.0
     heartbeat_seconds: float = 20.0
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -37,8 +38,29 @@ async def http_error(request: Request, exc: Exception) -> Response:
                           str(exc.detail))
 
 
+async def store_unavailable(request: Request, exc: Exception) -> Response:
+    """The database is unreachable: 503, so providers retry the webhook later."""
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(503, "unavailable", "the store is unreachable; retry later",
+                          retry_after=5)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (OperationalError, InterfaceError, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and cause is not exc and isinstance(cause, (OSError, TimeoutError)) \
+        and isinstance(exc, DBAPIError)
+
+
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """Anything else is our bug: log it, say nothing internal."""
+    """Anything else is our bug: log it, say nothing internal (a lost store is a 503)."""
+    if _is_unavailable(exc):
+        response = await store_unavailable(request, exc)
+        response.headers["Retry-After"] = "5"
+        return response
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal_error", "something went wrong on our side")
 

@@ -25,6 +25,7 @@ from inbox.hub import Resync, Subscription
 from inbox.models import Conversation
 from inbox.runtime import Runtime
 from web.auth import CONVERSATION_ROLES, require
+from web.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ REPLAY_PAGE = 500
 MAX_FRAME = 64_000  # bytes in one client frame
 CLOSE_RESYNC = 4000
 CLOSE_UNAUTHORISED = 4401
+# A visitor over the frame rate this many times in a row is cut off (a flood, not a person).
+FLOOD_STRIKES = 20
 
 
 def _rt(ws: WebSocket) -> Runtime:
@@ -245,9 +248,22 @@ async def chat_socket(ws: WebSocket) -> None:
                                         "conversation_id": event.conversation_id,
                                         "message": _visitor_message(msg)})
 
+        bucket = TokenBucket(capacity=rt.settings.chat_burst, rate=rt.settings.chat_rate)
+        strikes = 0
+
         async def reader() -> None:
+            nonlocal strikes
             while True:
                 frame = await _receive_json(ws)
+                if not bucket.take():
+                    strikes += 1
+                    if strikes > FLOOD_STRIKES:
+                        await ws.close(code=1008, reason="too many frames")
+                        raise WebSocketDisconnect(1008)
+                    await ws.send_json({"type": "error", "error": "rate_limited",
+                                        "detail": "too many messages; slow down"})
+                    continue
+                strikes = 0
                 try:
                     await _visitor_frame(rt, connector, visitor, frame, state)
                 except InboxError as exc:

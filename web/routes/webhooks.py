@@ -8,9 +8,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from inbox import pipeline
-from inbox.errors import BadInput
+from inbox.errors import BadInput, RateLimited
 from inbox.runtime import Runtime
 from web.http import runtime, webhook_request
+from web.ratelimit import KeyedLimiter
 
 # Providers send small requests (Twilio < 64 KB of form fields; Meta's batches and
 # raw mail with attachments are larger: mail gets the biggest cap).
@@ -22,6 +23,13 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 async def _take(rt: Runtime, provider: str, request: Request, *, limit: int,
                 messages: bool = True, statuses: bool = False) -> tuple[int, int]:
+    limiter = rt.extras.get("webhook_limiter")
+    if limiter is None:
+        limiter = rt.extras["webhook_limiter"] = KeyedLimiter(
+            capacity=rt.settings.webhook_burst, rate=rt.settings.webhook_rate)
+    source = request.client.host if request.client else "unknown"
+    if not limiter.allow(source):
+        raise RateLimited(f"too many webhook requests from {source}; retry later")
     connector = rt.connector(provider)
     req = await webhook_request(request, rt, limit=limit)
     connector.verify(req)
