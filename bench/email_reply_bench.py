@@ -29,6 +29,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 _REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("INBOX_SHARED_DIR", _REPO.parent / "shared")) / "fixtures" / "email"
@@ -103,7 +104,7 @@ def load_cases() -> list[Case]:
     return cases
 
 
-_MPR: dict[str, dict[str, object]] = {
+_MPR: dict[str, dict[str, Any]] = {
     "mpr_email_1_3": {
         "contains": ("Oh thanks.", "Having the function would be great."),
         "absent": ("Russell Brown wrote", "-Abhishek Kona", "Riak bucket"),
@@ -151,14 +152,14 @@ def ours(text: str) -> Extracted:
 
 def library(text: str) -> Extracted:
     """`mail-parser-reply` alone, every language it knows."""
-    from mailparser_reply import EmailReplyParser
-    from mailparser_reply.constants import MAIL_LANGUAGES
+    from mailparser_reply import EmailReplyParser  # type: ignore[import-untyped]
+    from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-untyped]
 
     languages = [lang for lang in MAIL_LANGUAGES if lang != "david"]
     replies = EmailReplyParser(languages=languages).read(text).replies
     if not replies:
         return "", ""
-    return replies[0].body, replies[0].full_body
+    return str(replies[0].body), str(replies[0].full_body)
 
 
 def library_then_ours(text: str) -> Extracted:

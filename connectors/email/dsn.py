@@ -126,6 +126,8 @@ def _recipient_blocks(report: Message) -> list[dict[str, str]]:
     blocks: list[dict[str, str]] = []
     if isinstance(payload, list):
         for block in payload:
+            if not isinstance(block, Message):
+                continue
             blocks.append({k.lower(): _unfold(str(v)) for k, v in block.raw_items()})
     else:
         text = payload if isinstance(payload, str) else ""
@@ -144,7 +146,7 @@ def _original_message_id(msg: Message, text: object, own: str | None) -> str:
         if kind not in _ORIGINALS:
             continue
         payload = part.get_payload()
-        if isinstance(payload, list) and payload:
+        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
             found = message_ids(str(payload[0].get("message-id", "")))
         else:
             data = part.get_payload(decode=True)
@@ -156,7 +158,7 @@ def _original_message_id(msg: Message, text: object, own: str | None) -> str:
             return found[0]
     for candidate in _MSGID_LINE.findall(str(text)):
         if candidate != own:
-            return candidate
+            return str(candidate)
     return ""
 
 

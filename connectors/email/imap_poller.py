@@ -191,7 +191,7 @@ def _quote(folder: str) -> str:
 
 
 def _search(imap: imaplib.IMAP4, criteria: str) -> list[int]:
-    status, data = imap.uid("SEARCH", None, criteria)
+    status, data = imap.uid("SEARCH", criteria)
     if status != "OK":
         raise imaplib.IMAP4.error(f"UID SEARCH {criteria} failed: {data!r}")
     return [int(tok) for chunk in data if chunk for tok in chunk.split()]

@@ -11,7 +11,6 @@ Gmail and mailing-list software write.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from email.message import Message
 
 from inbox.types import FLAG_AUTO_REPLY, FLAG_BOUNCE, FLAG_BULK, FLAG_READ_RECEIPT
@@ -124,11 +123,3 @@ def _is_plain_bounce(headers: dict[str, str], sender: str, subject: str) -> bool
 
 def _null_return_path(headers: dict[str, str]) -> bool:
     return headers.get("return-path", "").replace(" ", "") == "<>"
-
-
-def lower_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """First value per lower-cased header name."""
-    found: dict[str, str] = {}
-    for name, value in items:
-        found.setdefault(name.lower(), value)
-    return found

@@ -249,11 +249,12 @@ def _damaged(msg: Message) -> bool:
 def _walk(part: Message, body: _Body) -> None:
     kind = part.get_content_type()
     if kind.startswith("multipart/"):
-        children = part.get_payload()
-        if not isinstance(children, list):  # a multipart with no usable boundary
+        payload = part.get_payload()
+        if not isinstance(payload, list):  # a multipart with no usable boundary
             body.broken = True
             _leaf(part, body, as_text=True)
             return
+        children = [child for child in payload if isinstance(child, Message)]
         if kind == "multipart/alternative":
             _alternative(children, body)
             return
@@ -315,7 +316,7 @@ def _leaf(part: Message, body: _Body, *, as_text: bool = False) -> None:
 
 def _attached_message(part: Message, kind: str) -> Attachment:
     payload = part.get_payload()
-    if isinstance(payload, list) and payload:
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         try:
             data = payload[0].as_bytes(policy=email.policy.compat32)
         except Exception:  # an attached message too broken to re-serialise

@@ -114,7 +114,7 @@ class Recorder:
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
         if self.refuse_data:
             return self.refuse_data.pop(0)
-        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), bytes(envelope.content or b"")))
+        self.received.append((str(envelope.mail_from), list(envelope.rcpt_tos), envelope.original_content or b""))
         return "250 Message accepted"
 
 

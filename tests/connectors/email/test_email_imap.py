@@ -115,9 +115,9 @@ def _unseen(settings: ImapSettings) -> list[bytes]:
     imap = imaplib.IMAP4(settings.host, settings.port)
     imap.login(USER, PASSWORD)
     imap.select("INBOX", readonly=True)
-    _, data = imap.uid("SEARCH", None, "UNSEEN")
+    _, data = imap.uid("SEARCH", "UNSEEN")
     imap.logout()
-    return data[0].split()
+    return list(data[0].split()) if data and isinstance(data[0], bytes) else []
 
 
 class Pipeline:
