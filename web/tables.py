@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import faq.store  # noqa: F401
 import inbox.models  # noqa: F401
 
 metadata = SQLModel.metadata

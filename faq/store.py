@@ -1,0 +1,163 @@
+"""FAQ tables and keyword-only store helpers. The helpers never commit: the caller
+(an API handler, the responder, the importer) owns the transaction.
+
+    FaqEntry            faq_entry       one question, its alternates, the answer, stats
+    UnansweredQuestion  faq_unanswered  a customer message the bot gave to humans
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, desc, func, select, update
+from sqlmodel import Field, SQLModel
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox.db import JSONType, UTCDateTime
+from inbox.types import utcnow
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+
+
+class FaqEntry(SQLModel, table=True):
+    """One FAQ entry. `channels` empty means every channel; `answer` may be a sandboxed
+    Jinja2 template over the customer's latest `order`, with `answer_fallback` for
+    customers without one."""
+
+    __tablename__ = "faq_entry"
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str | None = Field(default=None, max_length=200, unique=True)
+    question: str = Field(max_length=500)
+    alternates: list[str] = _json_list()
+    answer: str
+    answer_fallback: str | None = None
+    tags: list[str] = _json_list()
+    channels: list[str] = _json_list()
+    enabled: bool = True
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    auto_answers: int = 0
+    handovers_after_answer: int = 0
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class UnansweredQuestion(SQLModel, table=True):
+    """A customer message the bot did not answer (handed over or not confident)."""
+
+    __tablename__ = "faq_unanswered"
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    text: str
+    reason: str = Field(max_length=50)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_entry_id: int | None = Field(default=None, foreign_key="faq_entry.id", index=True)
+
+
+# ---------------------------------------------------------------------------- entries
+
+
+async def list_entries(session: AsyncSession, *, enabled_only: bool = False) -> list[FaqEntry]:
+    """Every entry (or every enabled one), oldest first."""
+    query = select(FaqEntry).order_by(FaqEntry.id)  # type: ignore[arg-type]
+    if enabled_only:
+        query = query.where(FaqEntry.enabled.is_(True))  # type: ignore[attr-defined]
+    result = await session.exec(query)  # type: ignore[call-overload]
+    return list(result.scalars().all())
+
+
+async def get_entry(session: AsyncSession, *, entry_id: int) -> FaqEntry | None:
+    """The entry with this id, or None."""
+    return await session.get(FaqEntry, entry_id)
+
+
+async def entry_by_external_id(session: AsyncSession, *, external_id: str) -> FaqEntry | None:
+    """The entry imported under this external id, or None."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(FaqEntry).where(FaqEntry.external_id == external_id))
+    return result.scalars().first()
+
+
+async def count_entries(session: AsyncSession) -> int:
+    """How many entries exist (enabled or not)."""
+    result = await session.exec(select(func.count()).select_from(FaqEntry))  # type: ignore[call-overload]
+    return int(result.scalar_one())
+
+
+async def fingerprint(session: AsyncSession) -> tuple[int, datetime | None]:
+    """(entry count, latest updated_at): changes whenever any entry is saved or deleted,
+    so a process can tell that another one edited the FAQ."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(func.count(), func.max(FaqEntry.updated_at)).select_from(FaqEntry))
+    count, latest = result.one()
+    if isinstance(latest, str):  # SQLite's max() loses the column type
+        latest = datetime.fromisoformat(latest)
+    return int(count), latest
+
+
+async def save_entry(session: AsyncSession, *, entry: FaqEntry, values: dict[str, Any]) -> FaqEntry:
+    """Apply validated `values` to `entry` (new or loaded), stamp it and flush."""
+    for key, value in values.items():
+        setattr(entry, key, value)
+    entry.updated_at = utcnow()
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def delete_entry(session: AsyncSession, *, entry: FaqEntry) -> None:
+    """Delete `entry`; unanswered questions resolved by it become open again."""
+    await session.exec(update(UnansweredQuestion)  # type: ignore[call-overload]
+                       .where(UnansweredQuestion.resolved_entry_id == entry.id)
+                       .values(resolved_entry_id=None))
+    await session.delete(entry)
+    await session.flush()
+
+
+async def count_answer(session: AsyncSession, *, entry_id: int) -> None:
+    """The bot answered with this entry: one more auto answer, last used now."""
+    await session.exec(update(FaqEntry).where(FaqEntry.id == entry_id)  # type: ignore[call-overload]
+                       .values(auto_answers=FaqEntry.auto_answers + 1, last_used_at=utcnow()))
+
+
+async def count_handover_after_answer(session: AsyncSession, *, entry_id: int) -> None:
+    """The customer said this entry's answer did not help."""
+    await session.exec(update(FaqEntry).where(FaqEntry.id == entry_id)  # type: ignore[call-overload]
+                       .values(handovers_after_answer=FaqEntry.handovers_after_answer + 1))
+
+
+# ---------------------------------------------------------------------------- unanswered
+
+
+async def record_unanswered(
+    session: AsyncSession, *, message_id: int | None, conversation_id: int | None, text: str,
+    reason: str,
+) -> UnansweredQuestion:
+    """Remember a message the bot gave to humans, for the editor's unanswered list."""
+    row = UnansweredQuestion(message_id=message_id, conversation_id=conversation_id,
+                             text=text[:2000], reason=reason[:50])
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def open_unanswered(session: AsyncSession, *, limit: int = 1000) -> list[UnansweredQuestion]:
+    """Unanswered questions no entry covers yet, newest first."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(UnansweredQuestion).where(UnansweredQuestion.resolved_entry_id.is_(None))  # type: ignore[union-attr]
+        .order_by(desc(UnansweredQuestion.id)).limit(limit))
+    return list(result.scalars().all())
+
+
+async def resolve_unanswered(
+    session: AsyncSession, *, question_ids: Sequence[int], entry_id: int
+) -> None:
+    """Mark these questions as covered by `entry_id` (they leave the open list)."""
+    if question_ids:
+        await session.exec(update(UnansweredQuestion)  # type: ignore[call-overload]
+                           .where(UnansweredQuestion.id.in_(list(question_ids)))  # type: ignore[union-attr]
+                           .values(resolved_entry_id=entry_id))
