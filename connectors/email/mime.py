@@ -4,7 +4,7 @@
 listener and the IMAP poller. Its promises:
 
 - it raises `UnsupportedPayload` only for input that is not a mail at all (empty, no
-  header section, no From); any message with a From comes back, with whatever could be
+  header section, no or an empty From); any message with a From comes back, with whatever could be
   read, flagged `FLAG_BROKEN` when its MIME structure or an encoding was damaged;
 - every text is `str`: encoded-words, raw 8-bit headers and the charsets real clients
   mislabel (ks_c_5601-1987, Shift_JIS, ISO-2022-JP, windows-1252, ...) are decoded;
@@ -105,6 +105,8 @@ def parse_message(raw: bytes, *, our_addresses: Iterable[str] = ()) -> Inbound:
         raise UnsupportedPayload("expected a mail with a From header, found none")
 
     sender, display_name, from_line = _sender(msg, charset)
+    if not sender:
+        raise UnsupportedPayload(f"expected a From header naming a sender, got {from_line!r}")
     subject = header(msg, "subject", charset=charset) or ""
     msg_id = normalise_message_id(header(msg, "message-id"))
     in_reply_to = next(iter(message_ids(header(msg, "in-reply-to"))), None)

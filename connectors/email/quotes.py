@@ -83,6 +83,8 @@ _NAME_FIRST = re.compile(
     rf"^.{{1,250}}\b(?:{_VERBS}|schrieb\s+am\b.{{2,120}})\s*[:：]$", _I
 )
 
+_ENDINGS = (":", "：", "-", "wrote", "작성", "작성하였습니다", "글")
+
 _SEPARATOR = re.compile(
     r"^[-=_*\s]{2,}\s*(?:original\s+message|forwarded\s+message|ursprüngliche\s+nachricht|"
     r"weitergeleitete\s+nachricht|message\s+d'origine|message\s+transféré|"
@@ -219,6 +221,9 @@ def _attribution_end(lines: list[str], i: int) -> int | None:
 
 def _is_attribution(lines: list[str], parts: list[str], i: int, j: int) -> bool:
     joined = " ".join(" ".join(parts).split())
+    # Every pattern ends in one of these; checking first keeps long bodies linear.
+    if not joined.endswith(_ENDINGS):
+        return False
     if any(p.match(joined) for p in _STARTS_ANYWHERE):
         return True
     return bool(_NAME_FIRST.match(joined)) and _name_first_ok(lines, i, j, joined)

@@ -89,7 +89,8 @@ def test_bad_base64_still_yields_a_message() -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"   \r\n", b"just some text, no headers", b"\x89PNG\r\n\x1a\n\x00\x00", b"Subject: no sender\r\n\r\nhi"],
+    [b"", b"   \r\n", b"just some text, no headers", b"\x89PNG\r\n\x1a\n\x00\x00", b"Subject: no sender\r\n\r\nhi",
+     b"From: \r\nSubject: empty sender\r\n\r\nhi"],
 )
 def test_something_that_is_not_a_mail_is_unsupported(raw: bytes) -> None:
     with pytest.raises(UnsupportedPayload):
