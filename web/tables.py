@@ -10,5 +10,6 @@ from sqlmodel import SQLModel
 
 import faq.store  # noqa: F401
 import inbox.models  # noqa: F401
+import inbox.orders  # noqa: F401
 
 metadata = SQLModel.metadata

@@ -1,4 +1,4 @@
-"""Server-rendered pages: login, logout, the agent inbox shell, the web-chat widget."""
+"""Server-rendered pages: login, logout, the agent inbox shell, the web-chat widget and its demo shop."""
 
 from __future__ import annotations
 
@@ -48,6 +48,14 @@ async def inbox_page(request: Request) -> Response:
         "csrf": csrf_token(request), "agent": caller})
 
 
+async def demo_page(request: Request) -> Response:
+    """A pretend shop hosting the widget with one script tag (`?email_after=` seconds)."""
+    raw = request.query_params.get("email_after", "60")
+    email_after = int(raw) if raw.isdigit() and 0 < int(raw) <= 3600 else 60
+    return templates.TemplateResponse(request, "demo.html", {
+        "title": "Questions? Chat with us", "email_after": email_after})
+
+
 async def widget_js(request: Request) -> Response:
     return FileResponse(STATIC_DIR / "widget.js", media_type="application/javascript",
                         headers={"Cache-Control": "no-cache"})
@@ -59,4 +67,5 @@ routes = [
     Route("/logout", logout, methods=["POST"]),
     Route("/", inbox_page, methods=["GET"]),
     Route("/widget.js", widget_js, methods=["GET"]),
+    Route("/demo", demo_page, methods=["GET"]),
 ]

@@ -1,0 +1,56 @@
+"""Orders over HTTP: the shop pushes them (`PUT /api/v1/orders/{external_id}`), agents read them."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from inbox.errors import NotFound
+from inbox.models import Contact
+from inbox.orders import order_by_external_id, order_out, orders_of_contact, parse_order, upsert_order
+from web.auth import CONVERSATION_ROLES, require
+from web.http import json_object, optional_int, runtime
+
+MAX_ORDERS = 50
+
+
+async def put_order(request: Request) -> Response:
+    """Create or replace one order by the shop's id: 201 when new, 200 when updated."""
+    await require(request, "admin")
+    rt = runtime(request)
+    data = await json_object(request)
+    fields = parse_order(data, external_id=request.path_params["external_id"],
+                         default_region=rt.settings.default_region)
+    order, created = await upsert_order(rt, fields)
+    return JSONResponse(order, status_code=201 if created else 200)
+
+
+async def get_order(request: Request) -> Response:
+    await require(request, *CONVERSATION_ROLES)
+    external_id = request.path_params["external_id"]
+    async with runtime(request).sessions() as session:
+        order = await order_by_external_id(session, external_id=external_id)
+    if order is None:
+        raise NotFound(f"order {external_id} does not exist")
+    return JSONResponse(order_out(order))
+
+
+async def contact_orders(request: Request) -> Response:
+    """A contact's recent orders, matched by link, email or phone; newest first."""
+    await require(request, *CONVERSATION_ROLES)
+    contact_id = optional_int(request.path_params.get("id"), "id") or 0
+    limit = optional_int(request.query_params.get("limit"), "limit") or 10
+    async with runtime(request).sessions() as session:
+        if await session.get(Contact, contact_id) is None:
+            raise NotFound(f"contact {contact_id} does not exist")
+        items = await orders_of_contact(session, contact_id=contact_id,
+                                        limit=max(1, min(limit, MAX_ORDERS)))
+    return JSONResponse({"items": items})
+
+
+routes = [
+    Route("/api/v1/orders/{external_id}", put_order, methods=["PUT"]),
+    Route("/api/v1/orders/{external_id}", get_order, methods=["GET"]),
+    Route("/api/v1/contacts/{id}/orders", contact_orders, methods=["GET"]),
+]

@@ -1,0 +1,75 @@
+// The agent event stream with resume: keep the highest seq seen, reconnect with ?since=.
+//
+// Callbacks: onEvent(event) for every seq'd or ephemeral event, onState(state) with
+// "connecting" | "live" | "offline", onCaughtUp() once a reconnect has replayed
+// everything that was missed.
+
+export class AgentSocket {
+  constructor({ onEvent, onState, onCaughtUp, onHello }) {
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.onCaughtUp = onCaughtUp;
+    this.onHello = onHello;
+    this.lastSeq = null;
+    this.ws = null;
+    this.retry = 0;
+    this.waitFor = null; // seq that marks "caught up" after a reconnect
+    this.stopped = false;
+  }
+
+  url() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const since = this.lastSeq !== null ? `?since=${this.lastSeq}` : "";
+    return `${proto}://${location.host}/ws/agent${since}`;
+  }
+
+  connect() {
+    const resuming = this.lastSeq !== null;
+    this.onState("connecting");
+    const ws = new WebSocket(this.url());
+    this.ws = ws;
+    ws.addEventListener("message", (e) => {
+      let ev;
+      try { ev = JSON.parse(e.data); } catch { return; }
+      if (ev.type === "hello") {
+        this.retry = 0;
+        this.onState("live");
+        if (this.lastSeq === null) this.lastSeq = ev.seq;
+        if (resuming) {
+          if (ev.seq <= this.lastSeq) this.caughtUp();
+          else this.waitFor = ev.seq;
+        }
+        this.onHello?.(ev, resuming);
+        return;
+      }
+      if (ev.type === "ping") return;
+      if (ev.type === "resync") return; // the server closes next; we resume from lastSeq
+      if (typeof ev.seq === "number") {
+        if (this.lastSeq !== null && ev.seq <= this.lastSeq) return; // already applied
+        this.lastSeq = ev.seq;
+      }
+      this.onEvent(ev);
+      if (this.waitFor !== null && typeof ev.seq === "number" && ev.seq >= this.waitFor) this.caughtUp();
+    });
+    ws.addEventListener("close", () => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.onState("offline");
+      if (this.stopped) return;
+      // Back off 0.5s, 1s, 2s ... up to 10s, with jitter so many tabs do not stampede.
+      const delay = Math.min(10000, 500 * 2 ** this.retry) * (0.8 + Math.random() * 0.4);
+      this.retry += 1;
+      setTimeout(() => this.connect(), delay);
+    });
+  }
+
+  caughtUp() {
+    this.waitFor = null;
+    this.onCaughtUp?.();
+  }
+
+  /** Send a client frame (typing/viewing); dropped while offline (they are ephemeral). */
+  send(frame) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+  }
+}
