@@ -1,10 +1,10 @@
 """The email channel: raw MIME in (webhook, SMTP listener, IMAP poller), SMTP out.
 
 Modules: `mime` (raw bytes -> Inbound), `body` (texts, HTML, attachments), `headers`
-(charsets, addresses, ids), `quotes`
-(new part vs quoted history), `html` (sanitising), `loops` (auto-reply / bulk / bounce
-flags), `dsn` (bounces -> StatusUpdate), `compose` (Outbound -> EmailMessage), `tokens`
-(reply tokens), `connector` (EmailConnector), `smtp_listener`, `imap_poller`.
+(charsets, addresses, ids), `quotes` (new part vs quoted history), `html` (sanitising),
+`loops` (auto-reply / bulk / bounce flags), `dsn` (bounces -> StatusUpdate), `compose`
+(Outbound -> EmailMessage), `tokens` (reply tokens), `connector` (EmailConnector),
+`smtp_listener`, `imap_poller`.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ _REPORT_FIELDS = (
     "message/global-disposition-notification",
 )
 
+
 @dataclass(slots=True)
 class Body:
     """What `read_body` found."""
