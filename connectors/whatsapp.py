@@ -397,6 +397,7 @@ class WhatsAppCloudConnector:
             text=content.text.replace("\x00", ""),
             display_name=_s(profile.get("name")).strip() or None,
             recipient=recipient,
+            reply_from=meta.get("phone_number_id") or None,
             attachments=content.attachments,
             received_at=_when(msg.get("timestamp")),
             flags=frozenset(content.flags),

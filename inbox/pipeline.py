@@ -236,7 +236,7 @@ async def _pick_conversation(
         channel=inbound.channel,
         provider=inbound.provider,
         thread_key=_thread_key(inbound),
-        our_address=inbound.recipient,
+        our_address=inbound.reply_from or inbound.recipient,
         customer_address=inbound.sender,
         subject=(inbound.thread.subject or None) and inbound.thread.subject[:500],  # type: ignore[index]
         last_activity_at=now,
@@ -321,8 +321,14 @@ async def record_status(rt: Runtime, update: StatusUpdate) -> bool:
     failures always apply and keep the provider's code and reason.
     """
     async with rt.sessions() as session, session.begin():
-        message = await store.message_by_provider_id(
-            session, channel=update.channel, provider_message_id=update.provider_message_id)
+        message = None
+        if update.provider_message_id:
+            message = await store.message_by_provider_id(
+                session, channel=update.channel, provider_message_id=update.provider_message_id)
+        elif update.recipient:
+            # A bounce that does not quote our message: the latest one we sent them.
+            message = await store.latest_outbound_to(session, channel=update.channel,
+                                                     address=update.recipient)
         if message is None or message.direction != "out":
             return False
         current = message.delivery_status or "pending"

@@ -130,6 +130,22 @@ async def conversation_by_thread_ids(
     return None
 
 
+async def latest_outbound_to(
+    session: AsyncSession, *, channel: str, address: str
+) -> Message | None:
+    """Our most recent sent message on `channel` to the customer at `address`."""
+    result = await session.exec(  # type: ignore[call-overload]
+        select(Message)
+        .join(Conversation, Conversation.id == Message.conversation_id)  # type: ignore[arg-type]
+        .where(Message.channel == channel, Message.direction == "out",
+               Message.private.is_(False),  # type: ignore[attr-defined]
+               func.lower(Conversation.customer_address) == address.strip().lower())
+        .order_by(desc(Message.id))
+        .limit(1)
+    )
+    return result.scalars().first()
+
+
 async def conversations_of_contact(
     session: AsyncSession, *, contact_id: int, channel: str | None = None, limit: int = 50
 ) -> list[Conversation]:

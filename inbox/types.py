@@ -114,6 +114,9 @@ class Inbound:
     text: str = ""
     display_name: str | None = None
     recipient: str | None = None
+    # Where replies must leave from when that is not `recipient` itself (e.g. Meta's
+    # phone_number_id behind a display number); the conversation keeps it.
+    reply_from: str | None = None
     html: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     thread: ThreadHints = field(default_factory=ThreadHints)

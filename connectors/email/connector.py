@@ -16,7 +16,7 @@ import asyncio
 import hmac
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parseaddr
 
 import aiosmtplib
@@ -118,8 +118,16 @@ class EmailConnector:
         return self.status_raw(request.body)
 
     def parse_raw(self, raw: bytes) -> list[Inbound]:
-        """`parse` for bytes from the SMTP listener or the IMAP poller."""
-        return [parse_message(raw, our_addresses=self.addresses)]
+        """`parse` for bytes from the SMTP listener or the IMAP poller.
+
+        A reply token in the recipient is checked here: `thread.reply_token` carries the
+        conversation id it proves (as a string), or None for a forged or unknown token.
+        """
+        inbound = parse_message(raw, our_addresses=self.addresses)
+        if inbound.thread.reply_token:
+            cid = self.conversation_from_token(inbound.thread.reply_token)
+            inbound.thread = replace(inbound.thread, reply_token=str(cid) if cid else None)
+        return [inbound]
 
     def status_raw(self, raw: bytes) -> list[StatusUpdate]:
         """`parse_status` for bytes from the SMTP listener or the IMAP poller."""

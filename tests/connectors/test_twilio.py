@@ -1,10 +1,11 @@
 """The Twilio connector against recorded real payloads, signature vectors and a fake Twilio API.
 
-Fixtures come from /work/shared/fixtures/twilio (INBOX_SHARED_FIXTURES overrides the
+Fixtures come from ../shared/fixtures (tests.conftest.FIXTURES)/twilio (INBOX_SHARED_FIXTURES overrides the
 folder); sends go through the real `twilio` client to `tests.fakes.TwilioRecorder`.
 """
 
 from __future__ import annotations
+
 
 import json
 import os
@@ -39,7 +40,9 @@ from tests.fakes.twilio_recorder import (
     twilio_signature,
 )
 
-FIXTURES = Path(os.environ.get("INBOX_SHARED_FIXTURES", "/work/shared/fixtures")) / "twilio"
+from tests.conftest import FIXTURES as SHARED_FIXTURES  # noqa: E402
+
+FIXTURES = SHARED_FIXTURES / "twilio"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no fixtures at {FIXTURES}")
 
 PUBLIC_URL = "https://inbox.example.com/webhooks/twilio"

@@ -1,10 +1,11 @@
 """The WhatsApp Cloud API connector against recorded real payloads and a fake Graph API.
 
-Fixtures come from /work/shared/fixtures/whatsapp-cloud (INBOX_SHARED_FIXTURES overrides
+Fixtures come from ../shared/fixtures (tests.conftest.FIXTURES)/whatsapp-cloud (INBOX_SHARED_FIXTURES overrides
 the folder); every body is signed here with the app secret and sent byte-for-byte.
 """
 
 from __future__ import annotations
+
 
 import json
 import os
@@ -39,7 +40,9 @@ from tests.fakes.graph_recorder import (
     text_webhook,
 )
 
-FIXTURES = Path(os.environ.get("INBOX_SHARED_FIXTURES", "/work/shared/fixtures")) / "whatsapp-cloud"
+from tests.conftest import FIXTURES as SHARED_FIXTURES  # noqa: E402
+
+FIXTURES = SHARED_FIXTURES / "whatsapp-cloud"
 pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no fixtures at {FIXTURES}")
 
 PUBLIC_URL = "https://inbox.example.com/webhooks/whatsapp"
