@@ -93,15 +93,15 @@ class MatchResult:
 # Ranking weights over the candidate features (see `_FEATURES`), fitted offline with a
 # softmax-over-candidates objective on BANKING77 dev (train utterances 11-20) and
 # CLINC150 val, with K=5 and K=10 phrasings (`python -m bench.faq_bench --fit`).
-RANK1_WEIGHTS: tuple[float, ...] = (0.233, 4.693, 5.622, 1.558, 2.171, -0.0)
-RANK_WEIGHTS: tuple[float, ...] = (0.688, 3.744, 4.639, 1.299, 0.382, 0.0, 2.456, 5.581)
+RANK1_WEIGHTS: tuple[float, ...] = (0.183, 4.702, 5.685, 1.629, 2.182, -0.0)
+RANK_WEIGHTS: tuple[float, ...] = (0.704, 3.75, 4.662, 1.352, 0.373, 0.0, 2.479, 5.458)
 # Confidence = sigmoid(CONF_BIAS + sum(CONF_WEIGHTS * calibration features)), fitted
 # by logistic regression (is the top-1 entry correct?) on the same dev sets, CLINC150
 # oos_val included as "never correct".
-CONF_WEIGHTS: tuple[float, ...] = (0.143, 0.423, -0.047, 1.512, -1.473, 0.573, -0.313, -0.344, 0.299, -0.826, 0.562, 2.398, 0.116, 0.061, 0.591)
-CONF_BIAS: float = -0.454
+CONF_WEIGHTS: tuple[float, ...] = (0.307, -0.375, 0.539, 1.205, -1.649, 1.246, -1.796, -0.32, 0.687, -0.174, 1.0, 2.15, 0.231, 0.03, 0.907, 0.103, -0.533, 0.15, -0.08)
+CONF_BIAS: float = -0.808
 # The confidence at which the dev sets above reach 95 % precision when pooled.
-DEFAULT_THRESHOLD: float = 0.841
+DEFAULT_THRESHOLD: float = 0.867
 
 # How many entries survive candidate generation (summed IDF of shared terms) to be
 # re-scored on weighted-term features: on dev, the right entry is among the first 24
@@ -110,8 +110,8 @@ DEFAULT_THRESHOLD: float = 0.841
 _POOL = 24
 # How many of those are re-ranked with the (slower) rapidfuzz features as well.
 _RERANK = 8
-# Margin assumed when a single entry shares any term with the message.
-_LONE_MARGIN = 5.0
+# Margin assumed in a one-entry FAQ (about the dev median margin of right answers).
+_LONE_MARGIN = 3.0
 # BM25 IDF smoothing: idf = ln(1 + (N - df + 0.5) / (df + 0.5)), always > 0.
 _IDF_HALF = 0.5
 # Terms shorter than this are never spelling-corrected: too many neighbours.
@@ -244,13 +244,14 @@ class Matcher:
         # it was fitted), so an entry's share of the softmax mass is a first estimate
         # of its probability of being right; it falls as the runner-up gets close.
         total = sum(math.exp(s - top) for _, s, _ in ranked)
+        size = len(self._entries)
         out: list[tuple[str, float, tuple[float, ...]]] = []
         for i, (eid, s, f) in enumerate(ranked[:limit]):
             rival = ranked[1][1] if i == 0 and len(ranked) > 1 else top
-            if i == 0 and len(ranked) == 1:
+            if len(ranked) == 1:  # a one-entry FAQ: no runner-up to compare with
                 rival = s - _LONE_MARGIN
             share = math.exp(s - top) / total
-            out.append((eid, _confidence(s, s - rival, share, f), f))
+            out.append((eid, _confidence(s, s - rival, share, f, size), f))
         return out
 
     def _rank(self, text: str) -> list[tuple[str, float, tuple[float, ...]]]:
@@ -271,6 +272,13 @@ class Matcher:
                     acc[eid] = get(eid, 0.0) + w
         if not acc:
             return []
+        if len(acc) == 1:
+            # A lone candidate still needs a runner-up for its margin: take any other
+            # entry (it shares no term, so only its fuzzy scores are non-zero).
+            for eid in self._entries:
+                if eid not in acc:
+                    acc[eid] = 0.0
+                    break
         nterms = min(len(weights), 8) / 8.0
         stage1: list[tuple[float, str, tuple[float, ...], _Phrasing | None]] = []
         for eid, overlap in heapq.nlargest(_POOL, acc.items(), key=_second):
@@ -404,27 +412,34 @@ def _dot(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _calibration_x(
-    score: float, margin: float, share: float, f: tuple[float, ...]
+    score: float, margin: float, share: float, f: tuple[float, ...], size: int
 ) -> tuple[float, ...]:
     share = min(max(share, 1e-6), 1 - 1e-6)
     cos, centroid, cov, _, phr_cover, nterms, tsr, ratio = f
+    # The FAQ's size enters the calibration: a runner-up far behind means little in a
+    # 10-entry FAQ and a lot in a 1,000-entry one.
+    logn = math.log(max(size, 2))
+    logit_share = math.log(share / (1 - share))
     return (
-        score, margin, math.log(share / (1 - share)), math.log(share), cov,
-        math.log(max(cov, 1e-3)), cos, math.log(max(cos, 1e-3)), centroid, tsr, phr_cover,
-        ratio, share * cov, nterms, math.log(nterms),
+        score, margin, logit_share, math.log(share), cov, math.log(max(cov, 1e-3)), cos,
+        math.log(max(cos, 1e-3)), centroid, tsr, phr_cover, ratio, share * cov, nterms,
+        math.log(nterms), logn, cov * logn, margin * logn, logit_share * logn,
     )
 
 
 def calibration_features(
-    scored: list[tuple[str, float, tuple[float, ...]]],
+    scored: list[tuple[str, float, tuple[float, ...]]], size: int
 ) -> tuple[float, ...]:
-    """The calibration inputs of the top entry of `score`'s output (for fitting)."""
+    """The calibration inputs of the top entry of `Matcher.score`'s output for an FAQ
+    of `size` entries (used by the benchmark to fit CONF_WEIGHTS)."""
     ss = [_dot(RANK_WEIGHTS, f) for _, _, f in scored]
     share = 1.0 / sum(math.exp(s - ss[0]) for s in ss)
     s2 = ss[1] if len(ss) > 1 else ss[0] - _LONE_MARGIN
-    return _calibration_x(ss[0], ss[0] - s2, share, scored[0][2])
+    return _calibration_x(ss[0], ss[0] - s2, share, scored[0][2], size)
 
 
-def _confidence(score: float, margin: float, share: float, f: tuple[float, ...]) -> float:
-    z = CONF_BIAS + _dot(CONF_WEIGHTS, _calibration_x(score, margin, share, f))
+def _confidence(
+    score: float, margin: float, share: float, f: tuple[float, ...], size: int
+) -> float:
+    z = CONF_BIAS + _dot(CONF_WEIGHTS, _calibration_x(score, margin, share, f, size))
     return 1.0 / (1.0 + math.exp(-z)) if z > -30 else 0.0

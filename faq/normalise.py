@@ -35,7 +35,8 @@ __all__ = [
 _ID_DIGITS = 5
 
 _TOKEN_RE = re.compile(
-    r"[#]?[0-9][0-9\-]*[0-9]|[#]?[0-9]"  # numbers, "#10234", "123-456"
+    r"[a-z]+[0-9][a-z0-9]*|[0-9]+[a-z][a-z0-9]*"  # mixed: b4, 2day, 401k, 5th
+    r"|[#]?[0-9][0-9\-]*[0-9]|[#]?[0-9]"  # numbers, "#10234", "123-456"
     r"|[a-z]+(?:'[a-z]+)*"  # latin words with inner apostrophes
     r"|[\uac00-\ud7a3]+"  # Hangul syllables
     r"|[\u3131-\u318e]+"  # bare jamo (ㅋㅋ, ㅠㅠ, ㅇㅇ)
@@ -168,8 +169,7 @@ def words(text: str) -> list[str]:
     ``#num`` otherwise. Stop words are kept; nothing is stemmed."""
     out: list[str] = []
     for tok in _TOKEN_RE.findall(fold(text)):
-        first = tok[0]
-        if first.isdigit() or first == "#":
+        if tok[0] == "#" or tok[0].isdigit() and tok[-1].isdigit():
             digits = sum(ch.isdigit() for ch in tok)
             out.append("#id" if digits >= _ID_DIGITS else "#num")
             continue

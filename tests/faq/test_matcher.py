@@ -1,0 +1,231 @@
+"""Behaviour of the FAQ normaliser and matcher (pure; no I/O except the shop data)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faq.matcher import DEFAULT_THRESHOLD, Candidate, FaqDoc, Matcher, MatchResult
+from faq.normalise import NEGATION, fold, jamo, stem, strip_korean_suffix, terms, words
+from faq.signals import abstain_reason
+
+REPO = Path(__file__).resolve().parents[2]
+
+DOCS = [
+    FaqDoc(
+        "shipping-time",
+        "How long does shipping take?",
+        ("When will my order arrive?", "배송은 얼마나 걸리나요?", "주문하면 언제 도착하나요?"),
+    ),
+    FaqDoc(
+        "refund-timing",
+        "When will I get my refund?",
+        ("How long does a refund take?", "환불은 언제 되나요?", "환불 처리 기간이 얼마나 걸려요?"),
+    ),
+    FaqDoc(
+        "reset-password",
+        "I forgot my password",
+        ("How do I reset my password?", "비밀번호를 잊어버렸어요", "로그인이 안 돼요"),
+    ),
+    FaqDoc(
+        "return-label",
+        "Where do I get a return label?",
+        ("How do I start a return?", "반품 신청은 어떻게 하나요?", "반품 택배는 어떻게 보내요?"),
+    ),
+    FaqDoc(
+        "payment-methods",
+        "What payment methods do you accept?",
+        ("Can I pay with PayPal?", "Do you take Apple Pay?", "카카오페이 되나요?"),
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return Matcher(DOCS)
+
+
+# --- normaliser ---------------------------------------------------------------------
+
+
+def test_fold_applies_nfkc_casefold_and_strips_punctuation() -> None:
+    assert fold("Ｗｈｅｒｅ’s MY ORDER?!") == "where's my order"
+
+
+def test_words_expand_sms_shorthand_and_contractions() -> None:
+    assert words("u r sending my pkg b4 fri? I can't wait") == [
+        "you", "are", "sending", "my", "package", "before", "fri", "i", "can", "not", "wait",
+    ]
+
+
+def test_words_reduce_order_ids_and_quantities_to_classes() -> None:
+    assert words("order #10234 took 3 days") == ["order", "#id", "took", "#num", "days"]
+
+
+def test_stem_unifies_inflections_and_irregular_verbs() -> None:
+    assert {stem(w) for w in ("charge", "charged", "charges", "charging")} == {"charg"}
+    assert {stem(w) for w in ("top", "topped", "topping")} == {"top"}
+    assert stem("sent") == stem("send") and stem("paid") == stem("pay")
+
+
+def test_terms_drop_stop_words_and_keep_negation_as_one_term() -> None:
+    assert terms("Why hasn't my card arrived?") == ["why", NEGATION, "card", "arriv"]
+    assert NEGATION not in terms("please note my address")
+
+
+def test_korean_particles_and_endings_do_not_change_the_stem() -> None:
+    stems = {strip_korean_suffix(w) for w in ("배송은", "배송이", "배송을", "배송에서는", "배송요")}
+    assert stems == {"배송"}
+    assert "배송" in terms("배송은 언제 와요?")
+    assert "~배송" in terms("배송언제와요")  # spacing-free: the syllable bigram still matches
+
+
+def test_jamo_spells_out_hangul_syllables() -> None:
+    assert jamo("배송") == "ㅂㅐㅅㅗㅇ"
+    assert jamo("a배") == "aㅂㅐ"
+
+
+def test_message_of_only_stop_words_still_has_terms() -> None:
+    assert terms("thanks!") == ["thank"]
+
+
+# --- matcher ------------------------------------------------------------------------
+
+
+def test_empty_faq_matches_nothing() -> None:
+    assert Matcher().match("where is my order") == MatchResult(None, 0.0, ())
+    assert len(Matcher()) == 0
+
+
+def test_plain_question_matches_its_entry_with_high_confidence(matcher: Matcher) -> None:
+    r = matcher.match("how long does shipping take")
+    assert r.entry_id == "shipping-time"
+    assert r.confidence >= DEFAULT_THRESHOLD
+    assert r.candidates[0] == Candidate("shipping-time", r.confidence)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("hw long does shiping take", "shipping-time"),  # typos
+        ("i forgt my pasword", "reset-password"),  # typos, one edit each
+        ("when wil i get my refnd", "refund-timing"),  # typo + shorthand table
+        ("can u take paypal pls", "payment-methods"),  # SMS shorthand
+        ("환불은 언제 들어오나요?", "refund-timing"),  # particles and 요-ending
+        ("환불언제돼요", "refund-timing"),  # no spacing
+        ("비밀번호 잊어버렸는데요", "reset-password"),
+        ("반품신청 어떻게 해요", "return-label"),
+    ],
+)
+def test_tricky_phrasings_rank_the_right_entry_first(matcher: Matcher, text: str, expected: str) -> None:
+    assert matcher.match(text).entry_id == expected
+
+
+def test_korean_typo_one_jamo_off_is_corrected(matcher: Matcher) -> None:
+    assert matcher.match("비밀벙호 잊어버렸어요").entry_id == "reset-password"
+
+
+def test_confidences_are_probabilities_best_first(matcher: Matcher) -> None:
+    r = matcher.match("when will my refund arrive", limit=5)
+    confs = [c.confidence for c in r.candidates]
+    assert all(0.0 <= c <= 1.0 for c in confs)
+    assert confs == sorted(confs, reverse=True)
+    assert len(r.candidates) <= 5
+    assert len(matcher.match("when will my refund arrive", limit=1).candidates) == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I was charged twice for order 10234",
+        "the return label link gives a 404",
+        "반품 수거 신청했는데 기사님이 3일째 안 오세요",
+        "asdfgh qwerty",
+        "do you sell laptops",
+    ],
+)
+def test_message_sharing_words_but_needing_a_human_gets_low_confidence(
+    matcher: Matcher, text: str
+) -> None:
+    assert matcher.match(text).confidence < DEFAULT_THRESHOLD
+
+
+def test_message_with_no_known_words_gets_zero_confidence(matcher: Matcher) -> None:
+    r = matcher.match("🙂🙂")
+    assert r.confidence == 0.0
+    assert r.entry_id is not None  # still a best guess: the FAQ is not empty
+
+
+def test_upsert_adds_an_entry_that_matches_immediately() -> None:
+    m = Matcher(DOCS)
+    assert m.match("do you offer gift wrapping").entry_id != "gift-wrap"
+    m.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?", ("Can you wrap it as a present?",)))
+    assert len(m) == len(DOCS) + 1
+    assert m.match("do you offer gift wrapping").entry_id == "gift-wrap"
+
+
+def test_upsert_with_same_id_replaces_the_old_phrasings() -> None:
+    m = Matcher(DOCS)
+    m.upsert(FaqDoc("payment-methods", "Do you sell gift cards?"))
+    assert len(m) == len(DOCS)
+    assert m.match("do you sell gift cards").entry_id == "payment-methods"
+    assert m.match("can I pay with paypal").entry_id != "payment-methods"
+
+
+def test_remove_drops_the_entry_and_unknown_ids_are_ignored() -> None:
+    m = Matcher(DOCS)
+    m.remove("refund-timing")
+    m.remove("no-such-entry")
+    assert len(m) == len(DOCS) - 1
+    assert "refund-timing" not in m
+    assert m.match("when will I get my refund").entry_id != "refund-timing"
+
+
+def test_incremental_index_scores_like_a_fresh_build() -> None:
+    m = Matcher(DOCS[:2])
+    for doc in DOCS[2:]:
+        m.upsert(doc)
+    m.upsert(FaqDoc("temp", "temporary entry about refunds and shipping"))
+    m.remove("temp")
+    fresh = Matcher(DOCS)
+    for text in ("when will my refund come", "배송 얼마나 걸려요", "reset password"):
+        assert m.match(text) == fresh.match(text)
+
+
+# --- the shop set -------------------------------------------------------------------
+
+
+def _shop() -> tuple[Matcher, list[tuple[str, str | None]]]:
+    faq = json.loads((REPO / "faq/data/shop_faq.json").read_text(encoding="utf-8"))
+    m = Matcher(FaqDoc(e["id"], e["question"], tuple(e["alternates"])) for e in faq)
+    raw = json.loads((REPO / "bench/data/shop_queries.json").read_text(encoding="utf-8"))
+    return m, [(q["text"], None if q["expect"] == "human" else q["expect"]) for q in raw]
+
+
+def test_shop_faq_file_has_the_seed_format() -> None:
+    faq = json.loads((REPO / "faq/data/shop_faq.json").read_text(encoding="utf-8"))
+    assert len(faq) >= 30
+    assert len({e["id"] for e in faq}) == len(faq)
+    for e in faq:
+        assert set(e) == {"id", "question", "alternates", "answer", "tags"}
+        assert 3 <= len(e["alternates"]) <= 8
+        assert any("\uac00" <= ch <= "\ud7a3" for alt in e["alternates"] for ch in alt)
+
+
+
+
+def test_shop_auto_answers_are_precise_and_cover_half_at_default_threshold() -> None:
+    m, queries = _shop()
+    assert len(queries) >= 200
+    answered = correct = inscope_answered = 0
+    inscope = sum(1 for _, gold in queries if gold is not None)
+    for text, gold in queries:
+        r = m.match(text)
+        if r.confidence >= DEFAULT_THRESHOLD and abstain_reason(text) is None:
+            answered += 1
+            correct += r.entry_id == gold
+            inscope_answered += gold is not None
+    assert correct / answered >= 0.95
+    assert inscope_answered / inscope >= 0.5
