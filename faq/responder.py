@@ -1,0 +1,214 @@
+"""The FAQ auto-answer: a responder that answers customers from the FAQ, or hands over.
+
+Runs on every committed `message.created` event of a customer message (after commit,
+off the request path). The verdict comes from `faq.policy` (pure); this module only
+gathers the facts (conversation, last thing we said, the customer's order) and acts
+through `inbox.pipeline`, so an answer is an ordinary outbound message with an outbox
+row, and a hand-over an ordinary state change with a private note for agents.
+
+Messages of one conversation are handled one at a time (a per-conversation lock), so
+two quick questions cannot both slip under the answer limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from sqlalchemy import desc, select
+
+from faq import store
+from faq.policy import Decision, Situation, reason_text
+from faq.render import personalise, render, uses_order
+from faq.service import FaqService
+from faq.store import FaqEntry
+from inbox import pipeline
+from inbox import store as inbox_store
+from inbox.errors import InboxError
+from inbox.events import EventOut
+from inbox.models import Conversation, Message
+from inbox.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# How long one order source may take before the bot answers without the order.
+ORDER_LOOKUP_TIMEOUT = 5.0
+
+ACK_EN = "Sure - I'm passing you to a person on our team. They will reply here shortly."
+ACK_KO = "상담원에게 연결해 드릴게요. 잠시만 기다려 주세요."
+
+
+def acknowledgement(text: str) -> str:
+    """The hand-over acknowledgement in the customer's language (Korean or English)."""
+    return ACK_KO if any("\uac00" <= ch <= "\ud7a3" for ch in text) else ACK_EN
+
+
+class FaqResponder:
+    """Answers confident FAQ matches; hands everything a person should see to the queue."""
+
+    name = "faq"
+
+    def __init__(self, service: FaqService) -> None:
+        self.service = service
+        # conversation id -> [lock, users]; dropped when nobody holds or waits for it.
+        self._locks: dict[int, list[Any]] = {}
+
+    async def handle(self, event: EventOut, runtime: Runtime) -> None:
+        """React to one committed event (only new customer messages matter)."""
+        runtime.extras.setdefault("faq", self.service)
+        if event.type != "message.created" or event.conversation_id is None:
+            return
+        message = event.payload.get("message") or {}
+        if message.get("direction") != "in" or message.get("author") != "customer":
+            return
+        conversation_id = event.conversation_id
+        slot = self._locks.setdefault(conversation_id, [asyncio.Lock(), 0])
+        slot[1] += 1
+        try:
+            async with slot[0]:
+                await self._respond(runtime, conversation_id, message)
+        finally:
+            slot[1] -= 1
+            if slot[1] == 0:
+                self._locks.pop(conversation_id, None)
+
+    # --- facts ------------------------------------------------------------------------
+    async def _situation(
+        self, rt: Runtime, conversation_id: int, message: dict[str, Any]
+    ) -> tuple[Situation, Conversation, dict[str, Any] | None] | None:
+        async with rt.sessions() as session:
+            conv = await session.get(Conversation, conversation_id)
+            if conv is None:
+                return None
+            # The last thing we said before this message (notes aside): if it was an
+            # FAQ answer, "no, that didn't help" is about that entry.
+            result = await session.exec(  # type: ignore[call-overload]
+                select(Message).where(
+                    Message.conversation_id == conversation_id,
+                    Message.direction == "out",
+                    Message.private.is_(False),  # type: ignore[attr-defined]
+                    Message.id < int(message.get("id") or 0),  # type: ignore[operator]
+                ).order_by(desc(Message.id)).limit(1))
+            last_out = result.scalars().first()
+        answered = last_out.meta if last_out is not None and last_out.author_kind == "bot" else None
+        entry_id = answered.get("faq_entry_id") if answered else None
+        situation = Situation(
+            text=str(message.get("text") or ""),
+            channel=conv.channel,
+            handled_by=conv.handled_by,
+            bot_answers=conv.bot_answers,
+            flags=frozenset(message.get("flags") or ()),
+            has_attachments=bool(message.get("attachments")),
+            answered_entry_id=int(entry_id) if isinstance(entry_id, int) else None,
+        )
+        return situation, conv, answered
+
+    async def _latest_order(self, rt: Runtime, contact_id: int) -> dict[str, Any] | None:
+        """The customer's newest order from the first order source that knows them."""
+        if not rt.order_sources:
+            return None
+        async with rt.sessions() as session:
+            identities = await inbox_store.identities_of(session, contact_id=contact_id)
+        emails = [i.value for i in identities if i.kind == "email"]
+        phones = [i.value for i in identities if i.kind == "phone"]
+        if not emails and not phones:
+            return None
+        for source in rt.order_sources:
+            try:
+                orders = await asyncio.wait_for(
+                    source.orders_for(emails=emails, phones=phones), ORDER_LOOKUP_TIMEOUT)
+            except Exception:
+                log.exception("order source %s failed", getattr(source, "name", source))
+                continue
+            if orders:
+                return dict(orders[0])
+        return None
+
+    # --- acting -----------------------------------------------------------------------
+    async def _respond(self, rt: Runtime, conversation_id: int, message: dict[str, Any]) -> None:
+        found = await self._situation(rt, conversation_id, message)
+        if found is None:
+            return
+        situation, conv, answered = found
+        decision, entry = await self.service.evaluate(rt, situation)
+        if decision.action == "ignore":
+            return
+        if decision.action == "answer" and entry is not None:
+            text = await self._answer_text(rt, entry, conv)
+            if text is None:
+                decision = Decision("handover", "needs_order", entry_id=entry.id,
+                                    confidence=decision.confidence, record=True)
+            elif await self._still_ours(rt, conversation_id):
+                await self._answer(rt, conv, message, entry, text, decision)
+                return
+            else:
+                return
+        await self._hand_over(rt, conv, message, decision, answered)
+
+    async def _answer_text(self, rt: Runtime, entry: FaqEntry, conv: Conversation) -> str | None:
+        """The entry's answer for this customer: personal when it reads their order and
+        they have one, else the plain fallback; None when neither is possible."""
+        if uses_order(entry.answer):
+            order = await self._latest_order(rt, conv.contact_id)
+            text = personalise(entry.answer, order=order) if order is not None else None
+            if text is None and entry.answer_fallback:
+                text = personalise(entry.answer_fallback, order=None)
+            return text
+        return personalise(entry.answer, order=None)
+
+    async def _still_ours(self, rt: Runtime, conversation_id: int) -> bool:
+        # An agent may have taken the conversation while we were matching.
+        async with rt.sessions() as session:
+            conv = await session.get(Conversation, conversation_id)
+        return conv is not None and conv.handled_by == "bot"
+
+    async def _answer(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
+                      entry: FaqEntry, text: str, decision: Decision) -> None:
+        rendered = render(text, conv.channel)
+        try:
+            await pipeline.reply(
+                rt, conversation_id=conv.id or 0, text=rendered.text, html=rendered.html,
+                author_kind="bot",
+                meta={"faq_entry_id": entry.id, "faq_question": entry.question,
+                      "confidence": decision.confidence, "faq_reply_to": message.get("id")},
+            )
+        except InboxError as exc:
+            # Opted out, channel not configured: a person decides what to do.
+            log.info("FAQ answer refused in conversation %s: %s", conv.id, exc.detail)
+            await self._hand_over(rt, conv, message, Decision(
+                "handover", "send_refused", entry_id=entry.id, record=True), None)
+            return
+        async with rt.sessions() as session, session.begin():
+            await store.count_answer(session, entry_id=entry.id or 0)
+
+    async def _hand_over(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
+                         decision: Decision, answered: dict[str, Any] | None) -> None:
+        conversation_id = conv.id or 0
+        text = str(message.get("text") or "")
+        question_id = message.get("id")
+        async with rt.sessions() as session, session.begin():
+            if decision.feedback_entry_id is not None:
+                await store.count_handover_after_answer(session, entry_id=decision.feedback_entry_id)
+                # The unanswered question is the one the rejected answer was for.
+                asked = answered.get("faq_reply_to") if answered else None
+                original = await session.get(Message, asked) if isinstance(asked, int) else None
+                if original is not None and original.text.strip():
+                    text, question_id = original.text, original.id
+            if decision.record and text.strip():
+                await store.record_unanswered(
+                    session, message_id=question_id if isinstance(question_id, int) else None,
+                    conversation_id=conversation_id, text=text, reason=decision.reason)
+        try:
+            await pipeline.hand_over(rt, conversation_id=conversation_id,
+                                     reason=reason_text(decision.reason))
+        except InboxError as exc:
+            log.info("hand-over of conversation %s failed: %s", conversation_id, exc.detail)
+            return
+        if decision.acknowledge:
+            try:
+                await pipeline.reply(rt, conversation_id=conversation_id,
+                                     text=acknowledgement(str(message.get("text") or "")),
+                                     author_kind="bot", meta={"faq_handover": decision.reason})
+            except InboxError as exc:
+                log.info("hand-over acknowledgement refused in %s: %s", conversation_id, exc.detail)
