@@ -182,6 +182,6 @@ async function start() {
 }
 
 // For tests and debugging: close the socket as a network drop would.
-window.inboxDebug = { dropSocket: () => socket.ws && socket.ws.close(), socket };
+window.inboxDebug = { dropSocket: (holdMs = 0) => socket.drop(holdMs), socket };
 
 start();

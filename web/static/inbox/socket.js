@@ -15,6 +15,13 @@ export class AgentSocket {
     this.retry = 0;
     this.waitFor = null; // seq that marks "caught up" after a reconnect
     this.stopped = false;
+    this.heldUntil = 0;
+  }
+
+  /** Drop the connection as a network failure would, staying away for `ms` (tests, debugging). */
+  drop(ms = 0) {
+    this.heldUntil = Date.now() + ms;
+    if (this.ws) this.ws.close();
   }
 
   url() {
@@ -57,7 +64,8 @@ export class AgentSocket {
       this.onState("offline");
       if (this.stopped) return;
       // Back off 0.5s, 1s, 2s ... up to 10s, with jitter so many tabs do not stampede.
-      const delay = Math.min(10000, 500 * 2 ** this.retry) * (0.8 + Math.random() * 0.4);
+      const backoff = Math.min(10000, 500 * 2 ** this.retry) * (0.8 + Math.random() * 0.4);
+      const delay = Math.max(backoff, this.heldUntil - Date.now());
       this.retry += 1;
       setTimeout(() => this.connect(), delay);
     });
