@@ -165,7 +165,7 @@ def parse_order(data: dict[str, Any], *, external_id: str | None = None,
     fields["number"] = fields["number"] or fields["external_id"][:100]
     fields["status"] = fields["status"] or "open"
     fields["source"] = fields["source"] or "api"
-    currency = _text(data, "currency", 3)
+    currency = _text(data, "currency", 10)
     if currency is not None and not _CURRENCY.match(currency.upper()):
         raise BadInput(f'"currency" must be a 3-letter code like EUR, got {currency!r}')
     fields["currency"] = currency.upper() if currency else None
