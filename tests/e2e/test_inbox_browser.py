@@ -167,6 +167,7 @@ async def test_webchat_customer_and_agent_talk_both_ways_and_history_survives_re
     await expect(shop.locator(".oi-msg.oi-a-agent")).to_contain_text("12 in stock")
     await expect(composer).to_have_value("")
     await expect(agent.locator(".msg.a-agent")).to_contain_text("12 in stock")
+    await expect(agent.locator(".msg.a-agent .ticks")).to_contain_text("sent")  # live message.updated
 
     # The customer answers back; the agent sees it without reloading.
     await shop.get_by_label("Your message").fill("Great, thanks!")
@@ -253,6 +254,14 @@ async def test_ingested_messages_appear_live_and_once_after_a_socket_drop(
     await agent.get_by_role("button", name="Mine").click()
     await expect(conv_item(agent, "Maria Lopez")).to_have_count(1)
     await expect(conv_item(agent, "Lee Park")).to_have_count(0)
+    await agent.get_by_role("button", name="All").click()
+    await agent.get_by_label("Search conversations").fill("order 1001")
+    await expect(conv_item(agent, "Lee Park")).to_have_count(1)
+    await expect(conv_item(agent, "Maria Lopez")).to_have_count(0)
+    await agent.get_by_label("Search conversations").fill("")
+    await agent.get_by_label("Channel").select_option("sms")
+    await agent.get_by_label("Status").select_option("resolved")
+    await expect(agent.locator("#list-empty")).to_be_visible()
     assert watch.dialogs == []
     # The browser logs the refused reply's 409; nothing else may fail.
     assert [e for e in watch.errors if "status of 409" not in e] == []

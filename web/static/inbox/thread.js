@@ -348,7 +348,8 @@ export class Thread {
     this.sendButton.disabled = true;
     try {
       const message = await api(`/api/v1/conversations/${this.conv.id}/messages`, { method: "POST", body });
-      this.append(message);
+      // The socket may have delivered it (and its "sent" update) already: never go back.
+      if (!this.ids.has(message.id)) this.append(message);
       return true;
     } catch (err) {
       if (err.status === 422) this.showError(`Refused: ${err.message}`);
