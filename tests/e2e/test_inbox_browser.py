@@ -7,6 +7,7 @@ the customer panel go to test-artifacts/screenshots/ (the path is printed).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from collections.abc import AsyncIterator
@@ -285,6 +286,41 @@ async def test_another_agent_viewing_and_typing_is_shown(live: LiveServer, brows
     await ada.get_by_label("Reply by SMS").fill("Sure, ")
     await expect(sam.locator(".presence")).to_contain_text("Ada Admin is typing")
     assert watch.dialogs == [] and watch.errors == []
+
+
+async def test_whatsapp_window_and_opt_out_are_shown_before_and_when_sending(
+    live: LiveServer, browser: Any
+) -> None:
+    from datetime import timedelta
+
+    from inbox.models import Conversation
+    from inbox.types import FLAG_OPT_OUT, utcnow
+
+    wa = await pipeline.ingest(live.rt, Inbound(
+        channel="whatsapp", provider="twilio", provider_message_id="WAbrowser1", sender="+15550104040",
+        sender_kind="phone", recipient="+15550009999", text="Hola", display_name="Old Chat"))
+    async with live.rt.sessions() as session, session.begin():
+        conv = await session.get(Conversation, wa.conversation_id)
+        assert conv is not None
+        conv.last_customer_at = utcnow() - timedelta(hours=30)
+    stop = sms("STOP", sender="+15550105050", name="Quiet Person")
+    await pipeline.ingest(live.rt, dataclasses.replace(stop, flags=frozenset({FLAG_OPT_OUT})))
+
+    watch = Watch()
+    agent = await agent_page(browser, live, watch)
+    await open_conv(agent, "Old Chat")
+    await expect(agent.locator(".channel-info")).to_contain_text("window is closed")
+    await expect(agent.get_by_label("Approved template")).to_be_visible()
+
+    await open_conv(agent, "Quiet Person")
+    await expect(agent.locator("#panel .identities")).to_contain_text("opted out")
+    await expect(agent.locator(".channel-info")).to_contain_text("opted out")
+    await agent.get_by_label("Reply by SMS").fill("Are you there?")
+    await agent.get_by_role("button", name="Send").click()
+    await expect(agent.locator(".compose-error")).to_contain_text("Refused:")
+    await expect(agent.locator(".compose-error")).to_contain_text("opted out")
+    assert watch.dialogs == []
+    assert [e for e in watch.errors if "status of 422" not in e] == []
 
 
 # ------------------------------------------------------------------------------ orders
