@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, desc, func, select, update
+from sqlalchemy import Column, delete, desc, func, select, update
 from sqlmodel import Field, SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -161,3 +161,10 @@ async def resolve_unanswered(
         await session.exec(update(UnansweredQuestion)  # type: ignore[call-overload]
                            .where(UnansweredQuestion.id.in_(list(question_ids)))  # type: ignore[union-attr]
                            .values(resolved_entry_id=entry_id))
+
+
+async def delete_unanswered(session: AsyncSession, *, question_ids: Sequence[int]) -> None:
+    """Forget these questions (the editor dismissed them)."""
+    if question_ids:
+        await session.exec(delete(UnansweredQuestion)  # type: ignore[call-overload]
+                           .where(UnansweredQuestion.id.in_(list(question_ids))))  # type: ignore[union-attr]
