@@ -122,8 +122,8 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
             channel=inbound.channel,
             direction="in",
             author_kind="customer",
-            text=inbound.text,
-            html=inbound.html,
+            text=_no_nul(inbound.text) or "",
+            html=_no_nul(inbound.html),
             attachments=[],
             provider_message_id=inbound.provider_message_id,
             thread_message_id=inbound.thread.message_id,
@@ -143,7 +143,7 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
         if conv.status == "snoozed" and not machine:
             conv.status, conv.snoozed_until = "open", None
         if conv.subject is None and inbound.thread.subject:
-            conv.subject = inbound.thread.subject[:500]
+            conv.subject = _no_nul(inbound.thread.subject[:500])
         await session.flush()
         summary = conversation_out(conv, contact_name=contact.name, last_message=message)
         if created:
@@ -183,6 +183,12 @@ async def _live_contact(session: AsyncSession, contact_id: int) -> Contact:
     if contact is None:
         raise NotFound(f"contact {contact_id} is gone")
     return contact
+
+
+def _no_nul(value: str | None) -> str | None:
+    # PostgreSQL text cannot hold NUL (a malformed quoted-printable "=00" in a real mail
+    # decodes to one); SQLite can, so strip it on every backend alike.
+    return value.replace("\x00", "") if value else value
 
 
 def _clean_name(name: str | None) -> str | None:
@@ -238,7 +244,7 @@ async def _pick_conversation(
         thread_key=_thread_key(inbound),
         our_address=inbound.reply_from or inbound.recipient,
         customer_address=inbound.sender,
-        subject=(inbound.thread.subject or None) and inbound.thread.subject[:500],  # type: ignore[index]
+        subject=_no_nul(inbound.thread.subject[:500]) if inbound.thread.subject else None,
         last_activity_at=now,
         created_at=now,
     )
