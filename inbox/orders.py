@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Column, Index, desc, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import store
@@ -202,7 +202,7 @@ async def upsert_order(rt: Runtime, fields: dict[str, Any]) -> tuple[dict[str, A
         try:
             async with rt.sessions() as session, session.begin():
                 result = await session.exec(  # type: ignore[call-overload]
-                    select(Order).where(Order.external_id == fields["external_id"]))
+                    select(Order).where(col(Order.external_id) == fields["external_id"]))
                 order = result.scalars().first()
                 created = order is None
                 if order is None:
@@ -227,14 +227,14 @@ async def orders_of_contact(session: AsyncSession, *, contact_id: int,
     identities = await store.identities_of(session, contact_id=contact_id)
     emails = [i.value for i in identities if i.kind == "email"]
     phones = [i.value for i in identities if i.kind == "phone"]
-    conditions = [Order.contact_id == contact_id]
+    conditions = [col(Order.contact_id) == contact_id]
     if emails:
-        conditions.append(Order.customer_email.in_(emails))  # type: ignore[union-attr]
+        conditions.append(col(Order.customer_email).in_(emails))
     if phones:
-        conditions.append(Order.customer_phone.in_(phones))  # type: ignore[union-attr]
+        conditions.append(col(Order.customer_phone).in_(phones))
     result = await session.exec(  # type: ignore[call-overload]
         select(Order).where(or_(*conditions))
-        .order_by(desc(Order.placed_at).nulls_last(), desc(Order.id)).limit(limit))
+        .order_by(desc(col(Order.placed_at)).nulls_last(), desc(col(Order.id))).limit(limit))
     out = []
     for order in result.scalars().all():
         data = order_out(order)
@@ -247,7 +247,7 @@ async def orders_of_contact(session: AsyncSession, *, contact_id: int,
 async def order_by_external_id(session: AsyncSession, *, external_id: str) -> Order | None:
     """The order with this shop id, if any."""
     result = await session.exec(  # type: ignore[call-overload]
-        select(Order).where(Order.external_id == external_id))
+        select(Order).where(col(Order.external_id) == external_id))
     order: Order | None = result.scalars().first()
     return order
 

@@ -12,7 +12,9 @@ from inbox.types import utcnow
 
 def _orders() -> list[dict[str, Any]]:
     now = utcnow()
-    day = lambda n: (now - timedelta(days=n)).isoformat()  # noqa: E731
+
+    def day(n: int) -> str:
+        return (now - timedelta(days=n)).isoformat()
     return [
         {"external_id": "demo-1001", "number": "#1001", "placed_at": day(4), "status": "open",
          "financial_status": "paid", "fulfillment_status": "shipped", "currency": "USD",

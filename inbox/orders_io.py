@@ -56,7 +56,7 @@ def _csv_records(text: str) -> Iterator[tuple[int, Any]]:
         record: dict[str, Any] = {(k or "").strip(): (v or "").strip() for k, v in row.items()
                                   if k is not None}
         if None in row:
-            yield start, BadInput(f"{len(row[None])} more fields than the header has")  # type: ignore[index]
+            yield start, BadInput(f"{len(row[None])} more fields than the header has")
         else:
             try:
                 record["items"] = _csv_items(record.get("items", ""))
@@ -71,11 +71,11 @@ def _json_records(text: str) -> Iterator[tuple[int, Any]]:
     decoder = json.JSONDecoder()
     stripped = text.lstrip()
     if not stripped.startswith("["):
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
+        for number, raw in enumerate(text.splitlines(), 1):
+            if not raw.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, json.loads(raw)
             except json.JSONDecodeError as exc:
                 yield number, BadInput(f"not valid JSON: {exc.msg}")
         return

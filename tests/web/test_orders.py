@@ -1,4 +1,4 @@
-"""Orders: the upsert API, contact matching by phone/email both ways, and the import CLI."""
+"""Orders: the upsert API, contact matching by phone/email both ways, the import CLI, and\nShopify (signed webhooks, Admin API backfill against a local fake shop)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,23 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlmodel import col, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from inbox import pipeline
 from inbox.errors import BadInput
 from inbox.orders import Order, parse_order
 from inbox.types import Inbound, ThreadHints
 from tests.conftest import make_settings
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, live_server
 from web.app import build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,8 +162,8 @@ async def _numbers(database_url: str) -> list[str]:
     rt = await build_runtime(make_settings(database_url), migrate_db=False, responders=lambda s: [])
     try:
         async with rt.sessions() as session:
-            result = await session.exec(select(Order.number).order_by(Order.number))  # type: ignore[call-overload]
-            return list(result.scalars().all())
+            result = await session.exec(select(Order.number).order_by(col(Order.number)))
+            return list(result.all())
     finally:
         await rt.close()
 
@@ -199,3 +205,143 @@ async def test_import_json_reports_the_line_each_bad_order_starts_on(
     good.write_text(json.dumps(orders[:1]), encoding="utf-8")
     code, out, err = await _run_import(sqlite_url, good)
     assert (code, err) == (0, "") and "imported 1 order" in out
+
+
+# ------------------------------------------------------------------------------ Shopify
+
+SHOPIFY_SECRET = "shpss_test_secret"
+
+
+def shopify_order(order_id: int, *, email: str | None = None, phone: str | None = None,
+                  **extra: object) -> dict[str, object]:
+    return {
+        "id": order_id, "name": f"#{order_id}", "created_at": "2026-11-19T10:00:00-05:00",
+        "financial_status": "paid", "fulfillment_status": None, "currency": "USD",
+        "total_price": "64.80", "email": email, "phone": phone, "cancelled_at": None,
+        "customer": {"first_name": "Maria", "last_name": "Lopez", "phone": None},
+        "line_items": [{"title": "Ceramic mug", "name": "Ceramic mug - Blue", "quantity": 2,
+                        "price": "14.90", "sku": "MUG-B"}],
+        "fulfillments": [], **extra,
+    }
+
+
+def signed(body: bytes, secret: str = SHOPIFY_SECRET) -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+@pytest.fixture
+async def shop_server(sqlite_url: str) -> AsyncIterator[LiveServer]:
+    settings = make_settings(sqlite_url, extra={"SHOPIFY_WEBHOOK_SECRET": SHOPIFY_SECRET})
+    async with live_server(settings) as srv:
+        yield srv
+
+
+async def test_shopify_webhook_with_a_valid_signature_upserts_the_order(
+    shop_server: LiveServer, admin_token_for: Any
+) -> None:
+    token = await admin_token_for(shop_server)
+    contact = await pipeline.ingest(shop_server.rt, mail("maria@mail.example", "<s1@mail.example>"))
+    body = json.dumps(shopify_order(820982911946154508, email="Maria@Mail.example")).encode()
+    headers = {"X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": signed(body),
+               "Content-Type": "application/json"}
+    resp = await shop_server.client.post("/webhooks/shopify", content=body, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"ok": True, "order": "shopify:820982911946154508", "created": True}
+
+    fulfilled = shopify_order(820982911946154508, email="maria@mail.example", fulfillments=[
+        {"tracking_number": "1Z999", "tracking_url": "https://ups.example/1Z999",
+         "shipment_status": "in_transit"}])
+    body = json.dumps(fulfilled).encode()
+    headers.update({"X-Shopify-Topic": "orders/updated", "X-Shopify-Hmac-Sha256": signed(body)})
+    assert (await shop_server.client.post("/webhooks/shopify", content=body, headers=headers)).json()["created"] is False
+
+    orders = (await shop_server.client.get(f"/api/v1/contacts/{contact.contact_id}/orders",
+                                           headers=shop_server.auth(token))).json()["items"]
+    (order,) = orders
+    assert order["number"] == "#820982911946154508" and order["source"] == "shopify"
+    assert order["fulfillment_status"] == "in_transit" and order["tracking_number"] == "1Z999"
+    assert order["items"][0] == {"name": "Ceramic mug - Blue", "quantity": 2, "sku": "MUG-B", "price": "14.90"}
+    assert order["placed_at"] == "2026-11-19T15:00:00+00:00"
+
+
+async def test_shopify_webhook_refuses_a_bad_signature_and_ignores_other_topics(
+    shop_server: LiveServer
+) -> None:
+    body = json.dumps(shopify_order(1)).encode()
+    forged = await shop_server.client.post("/webhooks/shopify", content=body, headers={
+        "X-Shopify-Topic": "orders/create", "X-Shopify-Hmac-Sha256": signed(body, "wrong")})
+    assert forged.status_code == 403 and forged.json()["error"] == "signature_invalid"
+    unsigned = await shop_server.client.post("/webhooks/shopify", content=body,
+                                             headers={"X-Shopify-Topic": "orders/create"})
+    assert unsigned.status_code == 403
+    other = await shop_server.client.post("/webhooks/shopify", content=b"{}", headers={
+        "X-Shopify-Topic": "products/update", "X-Shopify-Hmac-Sha256": signed(b"{}")})
+    assert other.json() == {"ok": True, "ignored": "products/update"}
+
+
+@pytest.fixture
+def admin_token_for() -> Any:
+    async def make(srv: LiveServer) -> str:
+        from inbox.agents import create_agent
+
+        _agent, token = await create_agent(srv.rt, email="admin@test.example", name="Admin",
+                                           role="admin")
+        return token
+    return make
+
+
+def fake_shop(pages: list[list[dict[str, object]]], seen: list[dict[str, str]]) -> Starlette:
+    """A local stand-in for the Admin API: cursor pages linked by `Link: rel="next"`."""
+
+    async def orders(request: Request) -> Response:
+        seen.append({"token": request.headers.get("x-shopify-access-token", ""),
+                     **dict(request.query_params)})
+        index = int(request.query_params.get("page_info", "0"))
+        headers = {}
+        if index + 1 < len(pages):
+            nxt = f"{request.base_url}admin/api/2024-10/orders.json?limit=250&page_info={index + 1}"
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        return JSONResponse({"orders": pages[index]}, headers=headers)
+
+    return Starlette(routes=[Route("/admin/api/2024-10/orders.json", orders)])
+
+
+async def test_shopify_backfill_pages_through_the_admin_api(sqlite_url: str, admin_token_for: Any) -> None:
+    import uvicorn
+
+    from tests.support.server import free_port
+
+    seen: list[dict[str, str]] = []
+    pages = [[shopify_order(1, phone="+1 555 010 2030"), shopify_order(2, email="not an email")],
+             [shopify_order(3, cancelled_at="2026-11-20T10:00:00Z")]]
+    port = free_port()
+    shop = uvicorn.Server(uvicorn.Config(fake_shop(pages, seen), host="127.0.0.1", port=port,
+                                         log_level="warning"))
+    task = asyncio.create_task(shop.serve())
+    while not shop.started:
+        await asyncio.sleep(0.01)
+    try:
+        settings = make_settings(sqlite_url, extra={"SHOPIFY_SHOP_URL": f"http://127.0.0.1:{port}",
+                                                    "SHOPIFY_ACCESS_TOKEN": "shpat_test"})
+        async with live_server(settings) as srv:
+            token = await admin_token_for(srv)
+            resp = await srv.client.post("/api/v1/orders/sync/shopify", headers=srv.auth(token))
+            assert resp.status_code == 200, resp.text
+            assert resp.json() == {"imported": 3, "skipped": 0}
+            third = (await srv.client.get("/api/v1/orders/shopify:3", headers=srv.auth(token))).json()
+            assert third["status"] == "cancelled"
+            second = (await srv.client.get("/api/v1/orders/shopify:2", headers=srv.auth(token))).json()
+            assert second["customer_email"] is None  # a bad address is dropped, the order kept
+            contact = await pipeline.ingest(srv.rt, sms("+15550102030", "SMshopify1"))
+            mine = (await srv.client.get(f"/api/v1/contacts/{contact.contact_id}/orders",
+                                         headers=srv.auth(token))).json()["items"]
+            assert [o["external_id"] for o in mine] == ["shopify:1"]
+    finally:
+        shop.should_exit = True
+        await task
+    assert [s["token"] for s in seen] == ["shpat_test", "shpat_test"]
+    assert seen[0]["status"] == "any" and seen[1]["page_info"] == "1"

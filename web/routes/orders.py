@@ -1,4 +1,5 @@
-"""Orders over HTTP: the shop pushes them (`PUT /api/v1/orders/{external_id}`), agents read them."""
+"""Orders over HTTP: the shop pushes them (`PUT /api/v1/orders/{external_id}`, Shopify
+webhooks), an admin can backfill from Shopify, agents read them per contact."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connectors import shopify
 from inbox.errors import NotFound
 from inbox.models import Contact
 from inbox.orders import order_by_external_id, order_out, orders_of_contact, parse_order, upsert_order
 from web.auth import CONVERSATION_ROLES, require
-from web.http import json_object, optional_int, runtime
+from web.http import json_object, optional_int, read_body, runtime
 
 MAX_ORDERS = 50
 
@@ -49,7 +51,26 @@ async def contact_orders(request: Request) -> Response:
     return JSONResponse({"items": items})
 
 
+async def shopify_webhook(request: Request) -> Response:
+    """`POST /webhooks/shopify`: an `orders/*` webhook, signed with X-Shopify-Hmac-Sha256."""
+    rt = runtime(request)
+    body = await read_body(request, limit=rt.settings.max_body_bytes)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return JSONResponse(await shopify.handle_webhook(rt, body=body, headers=headers))
+
+
+async def shopify_backfill(request: Request) -> Response:
+    """`POST /api/v1/orders/sync/shopify` (admin): import every order from the Admin API."""
+    await require(request, "admin")
+    rt = runtime(request)
+    async with shopify.ShopifyClient(shopify.config(rt.settings)) as client:
+        result = await shopify.backfill(rt, client)
+    return JSONResponse(result)
+
+
 routes = [
+    Route("/webhooks/shopify", shopify_webhook, methods=["POST"]),
+    Route("/api/v1/orders/sync/shopify", shopify_backfill, methods=["POST"]),
     Route("/api/v1/orders/{external_id}", put_order, methods=["PUT"]),
     Route("/api/v1/orders/{external_id}", get_order, methods=["GET"]),
     Route("/api/v1/contacts/{id}/orders", contact_orders, methods=["GET"]),
