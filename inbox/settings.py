@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/inbox.db"
 
@@ -24,6 +26,28 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _templates(raw: str | None) -> tuple[dict[str, Any], ...]:
+    """INBOX_WHATSAPP_TEMPLATES: a JSON list of {"name", "language", "label", "variables"}."""
+    if raw is None or not raw.strip():
+        return ()
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise SystemExit(f"INBOX_WHATSAPP_TEMPLATES is not valid JSON: {exc}") from None
+    if not isinstance(data, list) or not all(
+        isinstance(t, dict) and isinstance(t.get("name"), str) and t["name"] for t in data
+    ):
+        raise SystemExit('INBOX_WHATSAPP_TEMPLATES must be a JSON list of objects with a "name"')
+    templates = []
+    for t in data:
+        variables = t.get("variables") or []
+        if not isinstance(variables, list):
+            raise SystemExit(f'INBOX_WHATSAPP_TEMPLATES: "variables" of {t["name"]!r} must be a list')
+        templates.append({"name": t["name"], "language": t.get("language") or None,
+                          "label": t.get("label") or t["name"], "variables": list(variables)})
+    return tuple(templates)
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,9 @@ class Settings:
     whatsapp_access_token: str | None = None
     whatsapp_graph_base: str | None = None
     whatsapp_phone_number_id: str | None = None
+    # Approved WhatsApp templates agents may send outside the 24-hour window
+    # (INBOX_WHATSAPP_TEMPLATES: a JSON list of {"name", "language", "label", "variables"}).
+    whatsapp_templates: tuple[dict[str, Any], ...] = ()
     smtp_host: str | None = None
     smtp_port: int = 587
     smtp_username: str | None = None
@@ -119,6 +146,7 @@ class Settings:
             whatsapp_access_token=e.get("WHATSAPP_ACCESS_TOKEN") or None,
             whatsapp_graph_base=e.get("WHATSAPP_GRAPH_BASE") or None,
             whatsapp_phone_number_id=e.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+            whatsapp_templates=_templates(e.get("INBOX_WHATSAPP_TEMPLATES")),
             smtp_host=e.get("INBOX_SMTP_HOST") or None,
             smtp_port=_int(e, "INBOX_SMTP_PORT", 587),
             smtp_username=e.get("INBOX_SMTP_USERNAME") or None,

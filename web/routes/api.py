@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from inbox import pipeline, store
 from inbox.agents import create_agent
-from inbox.errors import BadInput, NotFound
+from inbox.errors import BadInput, Conflict, NotFound
 from inbox.models import Agent, Contact, Conversation, StoredFile
 from inbox.schemas import agent_out, contact_out, conversation_out, message_out
 from inbox.types import TemplateRef
@@ -148,8 +148,15 @@ async def post_message(request: Request) -> Response:
     private = data.get("private", False)
     if not isinstance(private, bool):
         raise BadInput('"private" must be true or false')
-    message = await pipeline.reply(rt, conversation_id=cid, text=text, author_kind="agent",
-                                   agent_id=caller.id, private=private, template=_template(data))
+    try:
+        message = await pipeline.reply(rt, conversation_id=cid, text=text, author_kind="agent",
+                                       agent_id=caller.id, private=private, template=_template(data))
+    except Conflict as exc:
+        if exc.extra.get("reason") != "whatsapp_window_closed":
+            raise
+        # Offer what may go instead: the approved templates (INBOX_WHATSAPP_TEMPLATES).
+        raise Conflict(exc.detail, extra={
+            **exc.extra, "templates": list(rt.settings.whatsapp_templates)}) from exc
     return JSONResponse(message, status_code=201)
 
 
