@@ -128,7 +128,7 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
             provider_message_id=inbound.provider_message_id,
             thread_message_id=inbound.thread.message_id,
             flags=sorted(inbound.flags),
-            meta=dict(inbound.meta),
+            meta=_meta(inbound),
             raw=inbound.raw,
             created_at=now,
         )
@@ -198,6 +198,22 @@ def _clean_name(name: str | None) -> str | None:
     return cleaned or None
 
 
+def _email_refs(inbound: Inbound) -> list[str]:
+    """The Message-IDs an email names as its parents (References, then In-Reply-To)."""
+    hints = inbound.thread
+    refs = [*hints.references, *([hints.in_reply_to] if hints.in_reply_to else [])]
+    return list(dict.fromkeys(r for r in refs if r))
+
+
+def _meta(inbound: Inbound) -> dict[str, Any]:
+    meta = dict(inbound.meta)
+    if inbound.channel == "email" and _email_refs(inbound):
+        # Kept so a parent that arrives after its reply can find the reply's thread
+        # (see `_email_candidate`).
+        meta["references"] = _email_refs(inbound)
+    return meta
+
+
 def _thread_key(inbound: Inbound) -> str:
     # SMS/WhatsApp: one thread per business number the customer wrote to; web chat: per
     # visitor; email threads by headers and subject instead (empty key).
@@ -258,8 +274,16 @@ async def _email_candidate(
 ) -> Conversation | None:
     """Email threading: headers, then our reply token, then subject within the window."""
     hints = inbound.thread
-    refs = [*hints.references, *( [hints.in_reply_to] if hints.in_reply_to else [])]
-    conv = await store.conversation_by_thread_ids(session, channel="email", message_ids=refs)
+    window = timedelta(hours=rt.settings.reopen_window_hours)
+    conv = await store.conversation_by_thread_ids(session, channel="email",
+                                                  message_ids=_email_refs(inbound))
+    if conv is None and hints.message_id:
+        # Mail arrives out of order (relays, IMAP polling, greylisting): a reply may be
+        # stored before the message it answers. Then the reply's References name this
+        # mail's Message-ID, so this mail joins the reply's conversation, looking only
+        # at conversations active within the reopen window.
+        conv = await store.conversation_referencing(
+            session, channel="email", message_id=hints.message_id, active_since=now - window)
     if conv is None and hints.reply_token and hints.reply_token.isdigit():
         conv = await session.get(Conversation, int(hints.reply_token))
         if conv is not None and conv.channel != "email":
@@ -267,7 +291,6 @@ async def _email_candidate(
     if conv is not None:
         # A reply whose subject changed topic starts a new conversation.
         return conv if subject_continues(conv.subject, hints.subject) else None
-    window = timedelta(hours=rt.settings.reopen_window_hours)
     for recent in await store.conversations_of_contact(
         session, contact_id=contact.id or 0, channel="email", limit=20
     ):

@@ -5,11 +5,12 @@ The pipeline step that calls them owns the transaction.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import desc, func, or_, select, text, update
+from sqlalchemy import Text, cast, desc, func, or_, select, text, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.events import EventOut
@@ -127,6 +128,32 @@ async def conversation_by_thread_ids(
     for mid in reversed(ids):
         if mid in found:
             return await session.get(Conversation, found[mid])
+    return None
+
+
+async def conversation_referencing(
+    session: AsyncSession, *, channel: str, message_id: str, active_since: datetime
+) -> Conversation | None:
+    """The conversation, active since `active_since`, of an inbound message whose
+    References / In-Reply-To (kept in `meta["references"]`) name `message_id`.
+
+    The JSON is matched as text (a LIKE prefilter, portable across SQLite and
+    PostgreSQL), then checked exactly.
+    """
+    if not message_id:
+        return None
+    pattern = "%" + re.sub(r"([\\%_])", r"\\\1", message_id) + "%"
+    query = (
+        select(Message.conversation_id, Message.meta)  # type: ignore[call-overload]
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Conversation.channel == channel, Conversation.last_activity_at >= active_since,
+               Message.direction == "in", cast(Message.meta, Text).like(pattern, escape="\\"))
+        .order_by(Message.id)
+    )
+    result = await session.exec(query)
+    for conversation_id, meta in result.all():
+        if message_id in ((meta or {}).get("references") or ()):
+            return await session.get(Conversation, conversation_id)
     return None
 
 
