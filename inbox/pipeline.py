@@ -589,6 +589,73 @@ async def hand_over(rt: Runtime, *, conversation_id: int, reason: str) -> dict[s
     return await _change(rt, conversation_id, mutate, system_note=f"Handed to a person: {reason}")
 
 
+async def split_message(rt: Runtime, *, message_id: int, by: str | None = None) -> dict[str, Any]:
+    """Move one customer message into a new conversation of its own (same contact,
+    identity, channel and addresses): an agent saw a new topic inside an old thread.
+
+    One transaction: the new conversation, the moved message, a private note in each
+    conversation, and the events (conversation.created, message.updated for the moved
+    message, conversation.updated for the old one). Later email replies to that message
+    follow it, since its Message-ID moves with it. Returns the new conversation.
+    """
+    async with rt.sessions() as session, session.begin():
+        message = await session.get(Message, message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} does not exist")
+        if message.direction != "in":
+            raise BadInput("only a customer's message can be split off into a new conversation")
+        old = await session.get(Conversation, message.conversation_id)
+        if old is None:
+            raise NotFound(f"conversation {message.conversation_id} does not exist")
+        if len(await store.list_messages(session, conversation_id=old.id or 0, limit=2,
+                                         include_private=False)) < 2:
+            raise Conflict("this is the conversation's only message: nothing to split off",
+                           extra={"reason": "only_message"})
+        now = utcnow()
+        subject = message.meta.get("subject") if isinstance(message.meta.get("subject"), str) else None
+        conv = Conversation(
+            contact_id=old.contact_id, identity_id=old.identity_id, channel=old.channel,
+            provider=old.provider, thread_key=old.thread_key, our_address=old.our_address,
+            customer_address=old.customer_address, subject=(subject or old.subject or None),
+            last_activity_at=now, last_customer_at=message.created_at, unread_count=1,
+            created_at=now,
+        )
+        session.add(conv)
+        await session.flush()
+        message.conversation_id = conv.id or 0
+        who = by or "An agent"
+        notes = [
+            Message(conversation_id=conv.id or 0, channel=conv.channel, direction="out",
+                    author_kind="system", private=True, created_at=now,
+                    text=f"{who} split this off from conversation #{old.id}"),
+            Message(conversation_id=old.id or 0, channel=old.channel, direction="out",
+                    author_kind="system", private=True, created_at=now,
+                    text=f"{who} moved a message to conversation #{conv.id}"),
+        ]
+        session.add_all(notes)
+        old.last_activity_at = now
+        await session.flush()
+        contact = await session.get(Contact, conv.contact_id)
+        name = contact.name if contact else None
+        summary = conversation_out(conv, contact_name=name, last_message=message)
+        events = [
+            await store.add_event(session, type="conversation.created", conversation_id=conv.id,
+                                  payload={"conversation": summary}),
+            await store.add_event(session, type="message.updated", conversation_id=conv.id,
+                                  payload={"message": message_out(message),
+                                           "moved_from": old.id, "conversation": summary}),
+        ]
+        for note in notes:
+            events.append(await store.add_event(
+                session, type="message.created", conversation_id=note.conversation_id,
+                payload={"message": message_out(note)}))
+        events.append(await store.add_event(
+            session, type="conversation.updated", conversation_id=old.id,
+            payload={"conversation": conversation_out(old, contact_name=name)}))
+    rt.after_commit(events)
+    return summary
+
+
 async def mark_read(rt: Runtime, *, conversation_id: int) -> None:
     """Clear the unread count (an agent opened the conversation)."""
     async with rt.sessions() as session, session.begin():

@@ -214,6 +214,13 @@ async def post_read(request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def post_split(request: Request) -> Response:
+    caller = await require(request, *CONVERSATION_ROLES)
+    summary = await pipeline.split_message(runtime(request), message_id=_path_id(request),
+                                           by=caller.name)
+    return JSONResponse(summary, status_code=201)
+
+
 async def list_contacts(request: Request) -> Response:
     await require(request, *CONVERSATION_ROLES)
     rt = runtime(request)
@@ -319,6 +326,7 @@ routes = [
     Route("/api/v1/conversations/{id}/status", post_status, methods=["POST"]),
     Route("/api/v1/conversations/{id}/take_over", post_take_over, methods=["POST"]),
     Route("/api/v1/conversations/{id}/read", post_read, methods=["POST"]),
+    Route("/api/v1/messages/{id}/split", post_split, methods=["POST"]),
     Route("/api/v1/contacts", list_contacts, methods=["GET"]),
     Route("/api/v1/contacts/{id}", get_contact, methods=["GET"]),
     Route("/api/v1/agents", list_agents, methods=["GET"]),
