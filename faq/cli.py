@@ -22,7 +22,6 @@ from typing import Any, TextIO
 
 from faq import store
 from faq.entries import entry_export, validate_entry
-from faq.normalise import fold
 from faq.service import service_for
 from inbox.errors import InboxError
 from inbox.runtime import Runtime
@@ -120,32 +119,16 @@ def _wording(reason: str) -> str:
 async def import_items(rt: Runtime, items: list[Item]) -> tuple[int, int, list[str]]:
     """Validate and upsert `items`; (created, updated, problems). Good items are stored
     even when others are bad."""
-    service = service_for(rt)
-    async with rt.sessions() as session:
-        by_question = {fold(e.question): e.id for e in await store.list_entries(session)
-                       if not e.external_id}
-    created = updated = 0
     problems: list[str] = []
+    batch: list[tuple[str, dict[str, Any]]] = []
     for where, raw in items:
         try:
-            values = validate_entry(raw)
-            entry_id = None if values.get("external_id") else by_question.get(fold(values["question"]))
-            if entry_id is not None:
-                await service.update(rt, entry_id, values)
-                updated += 1
-                continue
-            entry, new = await service.upsert_external(rt, values)
+            batch.append((where, validate_entry(raw)))
         except InboxError as exc:
             reasons = exc.extra.get("reasons") or [exc.detail]
             problems.append(f"{where}: {'; '.join(_wording(r) for r in reasons)}")
-            continue
-        if new:
-            created += 1
-            if not values.get("external_id"):
-                by_question[fold(entry.question)] = entry.id
-        else:
-            updated += 1
-    return created, updated, problems
+    created, updated, refused = await service_for(rt).save_many(rt, batch)
+    return created, updated, problems + refused
 
 
 async def import_file(rt: Runtime, args: Any, *, out: TextIO | None = None,

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import desc, select
+from sqlmodel import col, select
 
 from faq import store
 from faq.policy import Decision, Situation, reason_text
@@ -83,14 +83,14 @@ class FaqResponder:
                 return None
             # The last thing we said before this message (notes aside): if it was an
             # FAQ answer, "no, that didn't help" is about that entry.
-            result = await session.exec(  # type: ignore[call-overload]
+            result = await session.exec(
                 select(Message).where(
-                    Message.conversation_id == conversation_id,
-                    Message.direction == "out",
-                    Message.private.is_(False),  # type: ignore[attr-defined]
-                    Message.id < int(message.get("id") or 0),  # type: ignore[operator]
-                ).order_by(desc(Message.id)).limit(1))
-            last_out = result.scalars().first()
+                    col(Message.conversation_id) == conversation_id,
+                    col(Message.direction) == "out",
+                    col(Message.private).is_(False),
+                    col(Message.id) < int(message.get("id") or 0),
+                ).order_by(col(Message.id).desc()).limit(1))
+            last_out = result.first()
         answered = last_out.meta if last_out is not None and last_out.author_kind == "bot" else None
         entry_id = answered.get("faq_entry_id") if answered else None
         situation = Situation(

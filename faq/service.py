@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from faq import store
+from faq.normalise import fold
 from faq.matcher import FaqDoc, Matcher, MatchResult
 from faq.policy import Decision, EntryFacts, Policy, Situation, judge, screen
 from faq.store import FaqEntry
@@ -122,7 +123,9 @@ class FaqService:
         try:
             async with rt.sessions() as session, session.begin():
                 await self._check_external_id(session, values.get("external_id"), None)
-                entry = await store.save_entry(session, entry=FaqEntry(), values=values)
+                entry = await store.save_entry(
+                    session, entry=FaqEntry(question=values["question"], answer=values["answer"]),
+                    values=values)
                 await store.resolve_unanswered(session, question_ids=resolve, entry_id=entry.id or 0)
                 fingerprint = await store.fingerprint(session)
         except IntegrityError:
@@ -167,6 +170,41 @@ class FaqService:
             if existing is not None:
                 return await self.update(rt, existing.id or 0, values), False
         return await self.create(rt, values), True
+
+    async def save_many(
+        self, rt: Runtime, batch: Sequence[tuple[str, dict[str, Any]]]
+    ) -> tuple[int, int, list[str]]:
+        """Upsert validated entries (an import) in one transaction: by external id when
+        an item has one, else by identical question. Each item gets a savepoint, so one
+        that the database refuses is reported as ``"<where>: ..."`` and the rest are
+        kept. Returns (created, updated, problems); the index is rebuilt on next use."""
+        created = updated = 0
+        problems: list[str] = []
+        async with rt.sessions() as session, session.begin():
+            entries = await store.list_entries(session)
+            by_external = {e.external_id: e for e in entries if e.external_id}
+            by_question = {fold(e.question): e for e in entries if not e.external_id}
+            for where, values in batch:
+                external_id = values.get("external_id")
+                existing = (by_external.get(external_id) if external_id
+                            else by_question.get(fold(values["question"])))
+                entry = existing or FaqEntry(question=values["question"], answer=values["answer"])
+                try:
+                    async with session.begin_nested():
+                        await store.save_entry(session, entry=entry, values=values)
+                except IntegrityError as exc:
+                    problems.append(f"{where}: the database refused it ({exc.orig})")
+                    continue
+                if existing is not None:
+                    updated += 1
+                else:
+                    created += 1
+                if external_id:
+                    by_external[external_id] = entry
+                else:
+                    by_question[fold(entry.question)] = entry
+        self._matcher = None
+        return created, updated, problems
 
     @staticmethod
     async def _check_external_id(session: Any, external_id: str | None, own_id: int | None) -> None:

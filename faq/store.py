@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, delete, desc, func, select, update
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Column, delete, func, update
+from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.db import JSONType, UTCDateTime
@@ -63,11 +63,10 @@ class UnansweredQuestion(SQLModel, table=True):
 
 async def list_entries(session: AsyncSession, *, enabled_only: bool = False) -> list[FaqEntry]:
     """Every entry (or every enabled one), oldest first."""
-    query = select(FaqEntry).order_by(FaqEntry.id)  # type: ignore[arg-type]
+    query = select(FaqEntry).order_by(col(FaqEntry.id))
     if enabled_only:
-        query = query.where(FaqEntry.enabled.is_(True))  # type: ignore[attr-defined]
-    result = await session.exec(query)  # type: ignore[call-overload]
-    return list(result.scalars().all())
+        query = query.where(col(FaqEntry.enabled).is_(True))
+    return list((await session.exec(query)).all())
 
 
 async def get_entry(session: AsyncSession, *, entry_id: int) -> FaqEntry | None:
@@ -77,22 +76,21 @@ async def get_entry(session: AsyncSession, *, entry_id: int) -> FaqEntry | None:
 
 async def entry_by_external_id(session: AsyncSession, *, external_id: str) -> FaqEntry | None:
     """The entry imported under this external id, or None."""
-    result = await session.exec(  # type: ignore[call-overload]
-        select(FaqEntry).where(FaqEntry.external_id == external_id))
-    return result.scalars().first()
+    result = await session.exec(select(FaqEntry).where(col(FaqEntry.external_id) == external_id))
+    return result.first()
 
 
 async def count_entries(session: AsyncSession) -> int:
     """How many entries exist (enabled or not)."""
-    result = await session.exec(select(func.count()).select_from(FaqEntry))  # type: ignore[call-overload]
-    return int(result.scalar_one())
+    result = await session.exec(select(func.count()).select_from(FaqEntry))
+    return int(result.one())
 
 
 async def fingerprint(session: AsyncSession) -> tuple[int, datetime | None]:
     """(entry count, latest updated_at): changes whenever any entry is saved or deleted,
     so a process can tell that another one edited the FAQ."""
-    result = await session.exec(  # type: ignore[call-overload]
-        select(func.count(), func.max(FaqEntry.updated_at)).select_from(FaqEntry))
+    result = await session.exec(
+        select(func.count(), func.max(col(FaqEntry.updated_at))).select_from(FaqEntry))
     count, latest = result.one()
     if isinstance(latest, str):  # SQLite's max() loses the column type
         latest = datetime.fromisoformat(latest)
@@ -111,8 +109,8 @@ async def save_entry(session: AsyncSession, *, entry: FaqEntry, values: dict[str
 
 async def delete_entry(session: AsyncSession, *, entry: FaqEntry) -> None:
     """Delete `entry`; unanswered questions resolved by it become open again."""
-    await session.exec(update(UnansweredQuestion)  # type: ignore[call-overload]
-                       .where(UnansweredQuestion.resolved_entry_id == entry.id)
+    await session.exec(update(UnansweredQuestion)
+                       .where(col(UnansweredQuestion.resolved_entry_id) == entry.id)
                        .values(resolved_entry_id=None))
     await session.delete(entry)
     await session.flush()
@@ -120,14 +118,14 @@ async def delete_entry(session: AsyncSession, *, entry: FaqEntry) -> None:
 
 async def count_answer(session: AsyncSession, *, entry_id: int) -> None:
     """The bot answered with this entry: one more auto answer, last used now."""
-    await session.exec(update(FaqEntry).where(FaqEntry.id == entry_id)  # type: ignore[call-overload]
-                       .values(auto_answers=FaqEntry.auto_answers + 1, last_used_at=utcnow()))
+    await session.exec(update(FaqEntry).where(col(FaqEntry.id) == entry_id)
+                       .values(auto_answers=col(FaqEntry.auto_answers) + 1, last_used_at=utcnow()))
 
 
 async def count_handover_after_answer(session: AsyncSession, *, entry_id: int) -> None:
     """The customer said this entry's answer did not help."""
-    await session.exec(update(FaqEntry).where(FaqEntry.id == entry_id)  # type: ignore[call-overload]
-                       .values(handovers_after_answer=FaqEntry.handovers_after_answer + 1))
+    await session.exec(update(FaqEntry).where(col(FaqEntry.id) == entry_id)
+                       .values(handovers_after_answer=col(FaqEntry.handovers_after_answer) + 1))
 
 
 # ---------------------------------------------------------------------------- unanswered
@@ -147,10 +145,10 @@ async def record_unanswered(
 
 async def open_unanswered(session: AsyncSession, *, limit: int = 1000) -> list[UnansweredQuestion]:
     """Unanswered questions no entry covers yet, newest first."""
-    result = await session.exec(  # type: ignore[call-overload]
-        select(UnansweredQuestion).where(UnansweredQuestion.resolved_entry_id.is_(None))  # type: ignore[union-attr]
-        .order_by(desc(UnansweredQuestion.id)).limit(limit))
-    return list(result.scalars().all())
+    result = await session.exec(
+        select(UnansweredQuestion).where(col(UnansweredQuestion.resolved_entry_id).is_(None))
+        .order_by(col(UnansweredQuestion.id).desc()).limit(limit))
+    return list(result.all())
 
 
 async def resolve_unanswered(
@@ -158,13 +156,13 @@ async def resolve_unanswered(
 ) -> None:
     """Mark these questions as covered by `entry_id` (they leave the open list)."""
     if question_ids:
-        await session.exec(update(UnansweredQuestion)  # type: ignore[call-overload]
-                           .where(UnansweredQuestion.id.in_(list(question_ids)))  # type: ignore[union-attr]
+        await session.exec(update(UnansweredQuestion)
+                           .where(col(UnansweredQuestion.id).in_(list(question_ids)))
                            .values(resolved_entry_id=entry_id))
 
 
 async def delete_unanswered(session: AsyncSession, *, question_ids: Sequence[int]) -> None:
     """Forget these questions (the editor dismissed them)."""
     if question_ids:
-        await session.exec(delete(UnansweredQuestion)  # type: ignore[call-overload]
-                           .where(UnansweredQuestion.id.in_(list(question_ids))))  # type: ignore[union-attr]
+        await session.exec(delete(UnansweredQuestion)
+                           .where(col(UnansweredQuestion.id).in_(list(question_ids))))

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from faq.cli import import_items, read_items
 from faq.demo import SHOP_FAQ
 from faq.wiring import build_responders
 from inbox import pipeline
@@ -51,11 +52,9 @@ def _entry(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def _load_shop_faq(srv: LiveServer, token: str) -> None:
-    for item in json.loads(SHOP_FAQ.read_text()):
-        body = {k: v for k, v in item.items() if k != "id"} | {"external_id": item["id"]}
-        resp = await srv.client.post("/api/v1/faqs", json=body, headers=srv.auth(token))
-        assert resp.status_code == 201, resp.text
+async def _load_shop_faq(srv: LiveServer) -> None:
+    items, problems = read_items(SHOP_FAQ)
+    assert problems == [] and (await import_items(srv.rt, items))[2] == []
 
 
 async def _customer(srv: LiveServer, text: str, visitor: str) -> int:
@@ -142,7 +141,7 @@ async def test_agents_may_try_the_matcher_but_not_edit(srv: LiveServer, tokens: 
 async def test_match_reports_entry_confidence_and_the_policys_verdict(
     srv: LiveServer, tokens: dict[str, str]
 ) -> None:
-    await _load_shop_faq(srv, tokens["faq_editor"])
+    await _load_shop_faq(srv)
     auth = srv.auth(tokens["agent"])
     resp = await srv.client.post("/api/v1/faq/match", json={"text": "How long does shipping take?"},
                                  headers=auth)
@@ -166,7 +165,7 @@ async def test_match_reports_entry_confidence_and_the_policys_verdict(
 async def test_entry_saved_through_the_api_is_answered_at_once(
     srv: LiveServer, tokens: dict[str, str]
 ) -> None:
-    await _load_shop_faq(srv, tokens["admin"])
+    await _load_shop_faq(srv)
     cid = await _customer(srv, "Do you offer student discounts?", "v_first")
     detail = await srv.client.get(f"/api/v1/conversations/{cid}", headers=srv.auth(tokens["admin"]))
     assert not any(m["author"] == "bot" and "faq_entry_id" in m["meta"]
@@ -214,7 +213,7 @@ async def test_preview_renders_each_channel_and_fills_personal_answers(
 async def test_unanswered_questions_are_grouped_and_become_entries_or_alternates(
     srv: LiveServer, tokens: dict[str, str]
 ) -> None:
-    await _load_shop_faq(srv, tokens["admin"])
+    await _load_shop_faq(srv)
     asks = ["Is your leather vegan?", "Can my dog come into the shop?", "is the leather vegan??",
             "Are pets allowed in your shop?", "is your leather vegan or real", "can my dog come in the shop"]
     for n, text in enumerate(asks):
