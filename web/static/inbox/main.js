@@ -53,14 +53,19 @@ function render() {
   emptyNode.hidden = convs.length > 0;
 }
 
-async function loadList() {
+function listParams() {
   const params = { status: state.status, channel: state.channel, q: state.q, limit: 100 };
   if (state.view === "mine") params.assignee = "me";
   if (state.view === "unassigned") params.assignee = "none";
   if (state.view === "bot") params.handled_by = "bot";
+  return params;
+}
+
+async function loadList() {
   try {
-    const data = await api(`/api/v1/conversations${query(params)}`);
+    const data = await api(`/api/v1/conversations${query(listParams())}`);
     state.convs = new Map(data.items.map((c) => [c.id, c]));
+    setCursor(data.next_cursor);
   } catch (err) {
     showBanner(`Could not load conversations: ${err.message}`);
   }
@@ -68,6 +73,26 @@ async function loadList() {
   const pending = state.pending.splice(0);
   for (const ev of pending) apply(ev, { quiet: true });
   render();
+}
+
+const moreButton = el("button", { type: "button", class: "link more", hidden: true, onclick: loadMore }, "Load more conversations");
+listNode.after(moreButton);
+
+function setCursor(cursor) {
+  state.cursor = cursor || null;
+  moreButton.hidden = !state.cursor;
+}
+
+async function loadMore() {
+  if (!state.cursor) return;
+  try {
+    const data = await api(`/api/v1/conversations${query({ ...listParams(), cursor: state.cursor })}`);
+    for (const c of data.items) if (!state.convs.has(c.id)) state.convs.set(c.id, c);
+    setCursor(data.next_cursor);
+    render();
+  } catch (err) {
+    showBanner(`Could not load more: ${err.message}`);
+  }
 }
 
 /** Merge a summary; events without a name or last message keep the ones we have. */

@@ -145,6 +145,11 @@ export class Thread {
 
   renderActions() {
     const c = this.conv;
+    // Re-render only on a real change, so a half-made choice (agent picked, snooze
+    // time typed) survives unrelated updates of the same conversation.
+    const key = [c.status, c.assignee_id, c.handled_by].join("|");
+    if (key === this.actionsKey) return;
+    this.actionsKey = key;
     const me = this.ctx.me;
     const act = (label, fn, attrs = {}) => el("button", { type: "button", ...attrs, onclick: () => this.run(fn) }, label);
     const select = el("select", { id: "assign-to", "aria-label": "Assign to agent" },
@@ -161,9 +166,10 @@ export class Thread {
       el("span", { class: "inline" }, select,
         act("Assign", () => api(`${path}/assign`, { method: "POST", body: { agent_id: select.value ? Number(select.value) : null } }))),
       c.handled_by === "bot" ? act("Take over from bot", () => api(`${path}/take_over`, { method: "POST" })) : null,
-      c.status === "resolved"
-        ? act("Reopen", () => api(`${path}/status`, { method: "POST", body: { status: "open" } }))
-        : act("Resolve", () => api(`${path}/status`, { method: "POST", body: { status: "resolved" } }), { class: "primary" }),
+      c.status === "resolved" || c.status === "snoozed"
+        ? act("Reopen", () => api(`${path}/status`, { method: "POST", body: { status: "open" } })) : null,
+      c.status !== "resolved"
+        ? act("Resolve", () => api(`${path}/status`, { method: "POST", body: { status: "resolved" } }), { class: "primary" }) : null,
       el("span", { class: "inline" }, snoozeInput,
         act("Snooze", () => {
           if (!snoozeInput.value) throw new Error("pick a time to snooze until");
