@@ -266,7 +266,11 @@ async def _outbound_for(session: object, conv: Conversation, message: Message) -
             .where(Message.conversation_id == conv.id, Message.thread_message_id.is_not(None))  # type: ignore[union-attr]
             .order_by(Message.id)
         )
-        refs = tuple(r for r in refs_result.scalars().all() if r)
+        # RFC 5322 3.6.4: the parent's References, then the thread's ids (the parent's
+        # own last), so the customer's client sees the whole chain, root included.
+        parent_refs = last.meta.get("references") if last is not None else None
+        ids = [*(parent_refs if isinstance(parent_refs, list) else []), *refs_result.scalars().all()]
+        refs = tuple(r for r in dict.fromkeys(ids) if isinstance(r, str) and r)
         thread = ThreadHints(
             subject=conv.subject,
             in_reply_to=last.thread_message_id if last else None,
