@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, meta
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 __all__ = ["Rendered", "render", "template_problem", "uses_order", "personalise", "SAMPLE_ORDER"]
@@ -130,6 +131,12 @@ def template_problem(source: str) -> str | None:
     if unknown:
         return (f"unknown template variable {', '.join(sorted(unknown))} "
                 "(only {{ order.number }}, {{ order.status }}, {{ order.tracking_url }}, ...)")
+    try:  # a dry run catches what the sandbox forbids (order.__class__, ...) at save time
+        _ENV.from_string(source).render(order=dict(SAMPLE_ORDER))
+    except SecurityError as exc:
+        return f"template error: {exc}"
+    except (TemplateError, TypeError, ValueError, ArithmeticError):
+        pass  # a field the sample order lacks: the real order may have it
     return None
 
 
@@ -152,6 +159,6 @@ def personalise(source: str, *, order: dict[str, Any] | None) -> str | None:
         return None
     try:
         text = _ENV.from_string(source).render(order=dict(order or {}))
-    except (TemplateError, TypeError, ValueError, OverflowError):
+    except (TemplateError, TypeError, ValueError, ArithmeticError):
         return None
     return text[:MAX_PERSONAL_CHARS]

@@ -351,3 +351,33 @@ async def test_webchat_visitor_receives_the_bot_answer_through_the_outbox(databa
                 break
             await asyncio.sleep(0.05)
         assert row is not None and row.state == "done"
+
+
+# The pure parts the responder relies on: no database needed.
+
+
+def test_answer_templates_run_in_the_sandbox() -> None:
+    from faq.render import personalise, template_problem
+
+    assert template_problem("{{ order.__class__.__mro__ }}") is not None
+    assert personalise("{{ order.__class__ }}", order={"number": "1"}) is None
+    assert personalise("#{{ order.number }}", order={"number": "10234"}) == "#10234"
+    assert personalise("{{ order.missing_field }}", order={"number": "1"}) is None
+
+
+def test_policy_hands_over_when_the_runner_up_is_too_close() -> None:
+    from faq.matcher import Candidate, MatchResult
+    from faq.policy import EntryFacts, Policy, Situation, decide
+
+    policy = Policy(threshold=0.8, min_margin=0.25)
+    s = Situation(text="How long does shipping take?", channel="webchat")
+    clear = MatchResult("1", 0.95, (Candidate("1", 0.95), Candidate("2", 0.05)))
+    close = MatchResult("1", 0.95, (Candidate("1", 0.95), Candidate("2", 0.80)))
+    assert decide(s, clear, EntryFacts(1), policy).action == "answer"
+    assert decide(s, close, EntryFacts(1), policy).reason == "not_confident"
+    low = MatchResult("1", 0.7, (Candidate("1", 0.7),))
+    assert decide(s, low, EntryFacts(1), policy).reason == "not_confident"
+    on_email_only = EntryFacts(1, channels=("email",))
+    assert decide(s, clear, on_email_only, policy).reason == "entry_not_for_channel"
+    human = Situation(text=s.text, channel="webchat", handled_by="human")
+    assert decide(human, clear, EntryFacts(1), policy).action == "ignore"
