@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from tests.email_e2e.helpers import SmtpSink
+from tests.support.server import free_port as server_free_port
 
 
 @pytest.fixture
@@ -18,3 +19,10 @@ async def relay() -> AsyncIterator[SmtpSink]:
         yield sink
     finally:
         await sink.stop()
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """A function giving a free TCP port (the Dovecot fixture reused from
+    tests/connectors/email asks for it)."""
+    return server_free_port
