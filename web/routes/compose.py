@@ -47,10 +47,13 @@ async def window(request: Request) -> Response:
     if conv.channel != "whatsapp":
         return JSONResponse({"applies": False, "open": True, "closes_at": None, "seconds_left": None})
     state = window_state(conv.last_customer_at)
+    # What may go instead while closed: the approved templates (INBOX_WHATSAPP_TEMPLATES).
+    templates = list(getattr(runtime(request).settings, "whatsapp_templates", ()) or ())
     return JSONResponse({
         "applies": True, "open": state.open,
         "closes_at": state.closes_at.isoformat() if state.closes_at else None,
         "seconds_left": state.seconds_left,
+        "templates": templates,
     })
 
 

@@ -272,10 +272,8 @@ export class Thread {
     this.counter = el("span", { class: "segments", "aria-live": "polite" });
     this.error = el("p", { class: "compose-error", role: "alert" });
     this.sendButton = el("button", { type: "submit", class: "primary" }, "Send");
-    this.templateBox = el("div", { class: "template", hidden: true },
-      el("label", { for: "template-name" }, "Approved template"),
-      this.templateName = el("input", { id: "template-name", type: "text", placeholder: "e.g. order_update" }),
-      el("button", { type: "button", onclick: () => this.sendTemplate() }, "Send template"));
+    this.templateBox = el("div", { class: "template", hidden: true });
+    this.setTemplates([]);
     const label = el("label", { for: "reply-text", id: "reply-label" }, `Reply by ${channelLabel(c.channel)}`);
     form.append(
       this.channelInfo, label, this.input,
@@ -340,6 +338,7 @@ export class Thread {
         this.channelInfo.textContent = `WhatsApp window open: ${hours}h ${minutes}m left for free-form replies.`;
       } else {
         this.channelInfo.textContent = "WhatsApp 24-hour window is closed: only an approved template can be sent.";
+        this.setTemplates(w.templates);
         this.templateBox.hidden = false;
       }
     } catch { /* advisory */ }
@@ -361,7 +360,10 @@ export class Thread {
       if (err.status === 422) this.showError(`Refused: ${err.message}`);
       else if (err.status === 409) this.showError(`Not sent: ${err.message}`);
       else this.showError(err.message);
-      if (err.status === 409) this.refreshChannelState();
+      if (err.status === 409 && err.body.templates) {
+        this.setTemplates(err.body.templates);
+        this.templateBox.hidden = false;
+      } else if (err.status === 409) this.refreshChannelState();
       return false;
     } finally {
       this.sendButton.disabled = false;
@@ -377,9 +379,38 @@ export class Thread {
     }
   }
 
+  /** The template picker: a list when the server names approved templates, else a name field. */
+  setTemplates(templates) {
+    const known = Array.isArray(templates) ? templates.filter((t) => t && t.name) : [];
+    const vars = el("div", { class: "template-vars" });
+    let picker;
+    const showVars = () => {
+      const t = known.find((x) => x.name === picker.value);
+      vars.replaceChildren(...((t && t.variables) || []).map((v, i) => el("label", { class: "inline" },
+        `${v} `, el("input", { type: "text", "data-var": v, id: `tvar-${i}` }))));
+    };
+    if (known.length) {
+      picker = el("select", { id: "template-name" }, ...known.map((t) => el("option", { value: t.name }, t.label || t.name)));
+      picker.addEventListener("change", showVars);
+    } else {
+      picker = el("input", { id: "template-name", type: "text", placeholder: "e.g. order_update" });
+    }
+    this.templateName = picker;
+    this.templates = known;
+    this.templateBox.replaceChildren(
+      el("label", { for: "template-name" }, "Approved template"), picker, vars,
+      el("button", { type: "button", onclick: () => this.sendTemplate() }, "Send template"));
+    if (known.length) showVars();
+  }
+
   async sendTemplate() {
     const name = this.templateName.value.trim();
     if (!name) { this.showError("Name the approved template to send."); return; }
-    if (await this.post({ text: this.input.value, template: { name } })) this.templateName.value = "";
+    const chosen = this.templates.find((t) => t.name === name);
+    const variables = {};
+    for (const input of this.templateBox.querySelectorAll("input[data-var]")) variables[input.dataset.var] = input.value;
+    const template = { name, variables };
+    if (chosen && chosen.language) template.language = chosen.language;
+    if (await this.post({ text: this.input.value, template }) && !this.templates.length) this.templateName.value = "";
   }
 }
