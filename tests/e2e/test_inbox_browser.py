@@ -210,8 +210,13 @@ async def test_ingested_messages_appear_live_and_once_after_a_socket_drop(
     await expect(item).to_be_visible()
     await expect(item.locator(".unread")).to_have_text("1")
     await expect(item.locator(".conv-time")).to_contain_text("waiting")
-    await open_conv(agent, "Maria Lopez")
+    await expect(agent).to_have_title(re.compile(r"^\(1\) Inbox"))
+    # Keyboard only: the conversation is a button; Enter opens it and focuses the composer.
+    await item.focus()
+    await agent.keyboard.press("Enter")
+    await expect(agent.get_by_label("Reply by SMS")).to_be_focused()
     await expect(item.locator(".unread")).to_have_count(0)
+    await expect(agent).to_have_title(re.compile(r"^Inbox"))
 
     await pipeline.ingest(live.rt, sms("It was due yesterday."))
     await expect(agent.locator(".msg.a-customer", has_text="due yesterday")).to_have_count(1)
