@@ -1,0 +1,484 @@
+"""Scale benchmark (issue 7): the product against a bare-stack reference, side by side.
+
+    python -m bench.scale_bench            # the full run (about 6 minutes on 2 cores)
+    python -m bench.scale_bench --quick    # smaller and shorter (about 3 minutes)
+
+Servers run as subprocesses: the product (`python -m inbox.cli serve`) on a temporary
+SQLite file, then with `--workers 2` on PostgreSQL (database `bench`, recreated) + Redis,
+and the reference (`bench/reference_app.py`: Starlette + Twilio's validator + one raw
+`aiosqlite` insert + fan-out). The load generator (`bench/loadgen.py`) is its own
+process: it signs each webhook with the real `twilio` validator and times each message
+from just before its POST to its arrival on every active agent socket.
+
+Scenarios:
+  A  throughput, 1 worker, SQLite, 1 and 50 agents: product / reference (target >= 0.5)
+  B  latency to 50 agents at a paced 100 msg/s (target p50 < 10 ms, p99 < 50 ms)
+  C  2 workers, PostgreSQL + Redis: throughput, latency at 100 msg/s, nothing lost
+  D  idle agent sockets + 50 active at 100 msg/s: latency; server RSS per idle socket
+  E  100k conversations / 1M messages (SQLite): list, keyset page, messages, search
+Every load run reports lost messages (acknowledged by 200, never seen by an agent).
+
+Settings: BENCH_PG_URL (default postgresql+asyncpg://postgres@127.0.0.1:5432/bench),
+BENCH_REDIS_URL (default: a private redis-server on a free port when the binary exists,
+since Redis pub/sub channels are shared by every database number; else
+redis://127.0.0.1:6379/14).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PY = sys.executable
+TWILIO_TOKEN = "bench-twilio-auth-token"
+ACCOUNT_SID = "AC" + "b" * 32
+SECRET = "bench-secret-key-" + "x" * 32
+PG_URL = os.environ.get("BENCH_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/bench")
+REF_TOKEN = "reference-agent-token"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (uvicorn's worker processes)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid:
+                    out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    token: str
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def wait_healthy(server: Server, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(server.base + "/healthz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    tail = server.log.read_text(errors="replace")[-2000:] if server.log.exists() else ""
+    server.stop()
+    raise RuntimeError(f"{server.name} did not start:\n{tail}")
+
+
+def raised_nofile() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def product_env(db_url: str, port: int, redis_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INBOX_", "TWILIO_", "WHATSAPP_"))}
+    env.update(INBOX_DATABASE_URL=db_url, INBOX_SECRET_KEY=SECRET,
+               TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+               TWILIO_FROM="+15550009999", INBOX_PUBLIC_URL=f"http://127.0.0.1:{port}",
+               # Nothing leaves the machine: an outbound reply would go to a closed port.
+               TWILIO_API_BASE="http://127.0.0.1:9", PYTHONUNBUFFERED="1")
+    if redis_url:
+        env["INBOX_REDIS_URL"] = redis_url
+    return env
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    done = subprocess.run([PY, "-m", "inbox.cli", *args], env=env, cwd=REPO, capture_output=True,
+                          timeout=timeout, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"inbox {' '.join(args)} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def start_product(name: str, tmp: Path, db_url: str, *, workers: int = 1,
+                  redis_url: str | None = None) -> Server:
+    port = free_port()
+    env = product_env(db_url, port, redis_url)
+    if not db_url.startswith("sqlite"):
+        cli(env, "db", "upgrade")
+    token = cli(env, "agents", "create", "--email", f"bench-{port}@bench.example", "--name",
+                "Bench Agent", "--role", "agent").strip().splitlines()[-1]
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen([PY, "-m", "inbox.cli", "serve", "--port", str(port), "--workers",
+                             str(workers), "--log-level", "warning"], env=env, cwd=REPO,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=raised_nofile)
+    server = Server(name, proc, port, log, token)
+    wait_healthy(server)
+    return server
+
+
+def start_reference(tmp: Path) -> Server:
+    port = free_port()
+    env = dict(os.environ, REF_DB=str(tmp / "reference.db"), REF_TOKEN=REF_TOKEN,
+               TWILIO_AUTH_TOKEN=TWILIO_TOKEN, INBOX_PUBLIC_URL=f"http://127.0.0.1:{port}")
+    log = tmp / "reference.log"
+    proc = subprocess.Popen([PY, "-m", "bench.reference_app", "--port", str(port)], env=env,
+                            cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True, preexec_fn=raised_nofile)
+    server = Server("reference", proc, port, log, REF_TOKEN)
+    wait_healthy(server)
+    return server
+
+
+class Ids:
+    """Message numbers unique per server (each run of the load generator takes a block)."""
+
+    def __init__(self) -> None:
+        self.next = 1
+
+    def block(self) -> int:
+        first = self.next
+        self.next += 1_000_000
+        return first
+
+
+def loadgen(server: Server, ids: Ids, *, agents: int, mode: str, duration: float,
+            rate: float = 100.0, conns: int = 16, idle: int = 0, timeout: float = 300) -> dict[str, Any]:
+    args = [PY, "-m", "bench.loadgen", "--base", server.base, "--agent-token", server.token,
+            "--twilio-token", TWILIO_TOKEN, "--account-sid", ACCOUNT_SID, "--agents", str(agents),
+            "--mode", mode, "--duration", str(duration), "--rate", str(rate), "--conns", str(conns),
+            "--idle", str(idle), "--first", str(ids.block()),
+            "--server-pids", ",".join(str(p) for p in server.pids())]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          preexec_fn=raised_nofile)
+    if done.returncode != 0 or not done.stdout.strip():
+        raise RuntimeError(f"loadgen failed ({done.returncode}): {done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, str]] = []
+        self.notes: list[str] = []
+
+    def add(self, scenario: str, metric: str, value: str, target: str = "", ok: bool | None = None) -> None:
+        verdict = "" if ok is None else ("pass" if ok else "FAIL")
+        self.rows.append((scenario, metric, value, target, verdict))
+        print(f"  {scenario:<34} {metric:<34} {value:>14}  {target:<10} {verdict}", flush=True)
+
+    def lost(self, scenario: str, r: dict[str, Any]) -> None:
+        self.add(scenario, "lost (acked 200, never seen)",
+                 f"{r['lost_messages']} of {r['acked']}", "0", r["lost_messages"] == 0)
+
+    def render(self) -> str:
+        head = ("scenario", "metric", "value", "target", "")
+        widths = [max(len(r[i]) for r in [head, *self.rows]) for i in range(5)]
+        line = "  ".join("-" * w for w in widths)
+        out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), line]
+        for row in self.rows:
+            out.append("  ".join((c.rjust(w) if i == 2 else c.ljust(w))
+                                 for i, (c, w) in enumerate(zip(row, widths))))
+        return "\n".join(out)
+
+
+def ms(x: float) -> str:
+    return f"{x:.1f} ms" if x == x else "n/a"
+
+
+def latency_rows(t: Table, scenario: str, r: dict[str, Any]) -> None:
+    t.add(scenario, "latency to agents p50", ms(r["lat_p50_ms"]), "< 10 ms", r["lat_p50_ms"] < 10)
+    t.add(scenario, "latency to agents p99", ms(r["lat_p99_ms"]), "< 50 ms", r["lat_p99_ms"] < 50)
+    t.add(scenario, "webhook answer p50 / p99", f"{r['ack_p50_ms']:.1f} / {r['ack_p99_ms']:.1f} ms")
+    t.add(scenario, "sent at / accepted", f"{r['rate']:.0f} / {r['throughput']:.0f} msg/s")
+
+
+def not_200(r: dict[str, Any]) -> str:
+    bad = {k: v for k, v in r["statuses"].items() if k != "200"}
+    return ", ".join(f"{v}x{k}" for k, v in bad.items()) + (f", {r['errors']} errors" if r["errors"] else "")
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+
+def scenario_throughput(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    ref = start_reference(tmp)
+    try:
+        ids = Ids()
+        for agents in (1, 50):
+            results["ref", agents] = loadgen(ref, ids, agents=agents, mode="closed",
+                                             duration=cfg.duration, conns=cfg.conns)
+        results["ref-paced", 50] = loadgen(ref, ids, agents=50, mode="paced", rate=100,
+                                           duration=cfg.paced_duration)
+    finally:
+        ref.stop()
+    prod = start_product("product-sqlite", tmp, f"sqlite+aiosqlite:///{tmp / 'product.db'}")
+    try:
+        ids = Ids()
+        for agents in (1, 50):
+            results["prod", agents] = loadgen(prod, ids, agents=agents, mode="closed",
+                                              duration=cfg.duration, conns=cfg.conns)
+        results["prod-paced", 50] = loadgen(prod, ids, agents=50, mode="paced", rate=100,
+                                            duration=cfg.paced_duration)
+    finally:
+        prod.stop()
+    for agents in (1, 50):
+        p, r = results["prod", agents], results["ref", agents]
+        sc = f"A 1 worker SQLite, {agents} agent{'s' if agents > 1 else ''}"
+        ratio = p["throughput"] / r["throughput"]
+        t.add(sc, "accepted webhooks/s product", f"{p['throughput']:.0f}/s")
+        t.add(sc, "accepted webhooks/s reference", f"{r['throughput']:.0f}/s")
+        t.add(sc, "ratio product / reference", f"{ratio:.3f}", ">= 0.5", ratio >= 0.5)
+        t.add(sc, "latency p50 / p99 under full load", f"{p['lat_p50_ms']:.0f} / {p['lat_p99_ms']:.0f} ms")
+        if not_200(p):
+            t.add(sc, "product answers other than 200", not_200(p))
+        t.lost(sc + " (product)", p)
+        t.lost(sc + " (reference)", r)
+    sc = "B 50 agents, paced 100 msg/s"
+    latency_rows(t, sc + " (product)", results["prod-paced", 50])
+    t.lost(sc + " (product)", results["prod-paced", 50])
+    r = results["ref-paced", 50]
+    t.add(sc + " (reference)", "latency p50 / p99", f"{r['lat_p50_ms']:.1f} / {r['lat_p99_ms']:.1f} ms")
+    t.lost(sc + " (reference)", r)
+
+
+def private_redis(tmp: Path) -> tuple[str, subprocess.Popen[bytes] | None]:
+    url = os.environ.get("BENCH_REDIS_URL")
+    if url:
+        return url, None
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "redis://127.0.0.1:6379/14", None
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp)],
+                            stdout=(tmp / "redis.log").open("wb"), stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return f"redis://127.0.0.1:{port}/14", proc
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    return "redis://127.0.0.1:6379/14", None
+
+
+def reset_pg() -> None:
+    import asyncio
+
+    import asyncpg
+
+    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def reset() -> None:
+        con = await asyncpg.connect(dsn, timeout=10)
+        try:
+            await con.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        finally:
+            await con.close()
+
+    asyncio.run(reset())
+
+
+def scenario_two_workers(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
+    sc = "C 2 workers, PostgreSQL + Redis"
+    try:
+        reset_pg()
+    except Exception as exc:  # no PostgreSQL: say so in the table, run the rest
+        t.add(sc, "skipped", f"no PostgreSQL ({type(exc).__name__})")
+        return
+    redis_url, redis_proc = private_redis(tmp)
+    try:
+        prod = start_product("product-pg", tmp, PG_URL, workers=2, redis_url=redis_url)
+        try:
+            ids = Ids()
+            thr = loadgen(prod, ids, agents=50, mode="closed", duration=cfg.duration, conns=cfg.conns)
+            paced = loadgen(prod, ids, agents=50, mode="paced", rate=100, duration=cfg.paced_duration)
+        finally:
+            prod.stop()
+    finally:
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(5)
+    t.add(sc, "accepted webhooks/s, 50 agents", f"{thr['throughput']:.0f}/s")
+    t.add(sc, "latency p50 / p99 under full load", f"{thr['lat_p50_ms']:.0f} / {thr['lat_p99_ms']:.0f} ms")
+    if not_200(thr):
+        t.add(sc, "answers other than 200", not_200(thr))
+    t.lost(sc + ", full load", thr)
+    latency_rows(t, sc + ", 100 msg/s", paced)
+    t.lost(sc + ", 100 msg/s", paced)
+    if paced["reconnects"] or thr["reconnects"]:
+        t.add(sc, "agent resyncs (reconnect + since)", str(paced["reconnects"] + thr["reconnects"]))
+
+
+def scenario_idle(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
+    n = cfg.idle
+    sc = f"D {n} idle + 50 active agents, 100/s"
+    prod = start_product("product-idle", tmp, f"sqlite+aiosqlite:///{tmp / 'idle.db'}")
+    try:
+        r = loadgen(prod, Ids(), agents=50, mode="paced", rate=100, duration=cfg.idle_duration,
+                    idle=n, timeout=600)
+    finally:
+        prod.stop()
+    per = r.get("kib_per_idle", float("nan"))
+    t.add(sc, "idle sockets connected", f"{r.get('idle_connected', 0)} in {r.get('idle_connect_s', 0):.0f} s")
+    t.add(sc, "server RSS per idle socket", f"{per:.1f} KiB",
+          "")
+    t.add(sc, "server RSS before / after idle", f"{r['rss_before_kib'] / 1024:.0f} / {r['rss_after_kib'] / 1024:.0f} MiB")
+    latency_rows(t, sc, r)
+    t.lost(sc, r)
+    t.add(sc, "idle sockets the server dropped", f"{r['idle_dropped']} of {r.get('idle_connected', 0)}")
+    if r["reconnects"]:
+        t.add(sc, "active agent resyncs (reconnect + since)", str(r["reconnects"]))
+
+
+def _time_get(url: str, token: str, n: int) -> tuple[float, float, int]:
+    times = []
+    status = 0
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    for _ in range(n + 2):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            resp.read()
+            status = resp.status
+        times.append((time.perf_counter() - t0) * 1000)
+    times = sorted(times[2:])  # two warm-up calls
+    p99 = times[min(len(times) - 1, int(round(0.99 * (len(times) - 1))))]
+    return statistics.median(times), p99, status
+
+
+def scenario_big(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
+    from bench.seed_big import keyset_cursor, seed
+
+    path = tmp / "big.db"
+    info = seed(str(path), conversations=cfg.big_conversations, messages=cfg.big_messages)
+    sc = f"E {cfg.big_conversations // 1000}k conv / {cfg.big_messages // 1000}k msgs"
+    t.add(sc, "seed time (executemany)", f"{info['seconds']:.0f} s", "< 120 s", info["seconds"] < 120)
+    prod = start_product("product-big", tmp, f"sqlite+aiosqlite:///{path}")
+    try:
+        cursor, _ = keyset_cursor(str(path), cfg.big_conversations // 2)
+        mid = cfg.big_conversations // 3
+        base = prod.base + "/api/v1"
+        probes = [
+            ("GET conversations, first page", f"{base}/conversations", cfg.requests),
+            ("GET conversations, keyset page", f"{base}/conversations?cursor={cursor}", cfg.requests),
+            ("GET conversations?status=open", f"{base}/conversations?status=open", cfg.requests),
+            ("GET conversations/{id}/messages", f"{base}/conversations/{mid}/messages", cfg.requests),
+            ("GET conversations/{id}", f"{base}/conversations/{mid}", cfg.requests),
+            ("search q=warranty (rare word)", f"{base}/conversations?q=warranty", cfg.search_requests),
+            ("search q=customer name", f"{base}/conversations?q=Customer%20{mid}", cfg.search_requests),
+        ]
+        for label, url, n in probes:
+            p50, p99, status = _time_get(url, prod.token, n)
+            target = "< 50 ms" if "search" not in label else "< 200 ms"
+            t.add(sc, label + f" (n={n})", f"{p50:.1f} / {p99:.1f}", "p99 " + target,
+                  status == 200 and p99 < (50 if "search" not in label else 200))
+    finally:
+        prod.stop()
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale_bench")
+    parser.add_argument("--quick", action="store_true", help="smaller and shorter")
+    parser.add_argument("--only", default="", help="comma list of scenarios: A,C,D,E (A includes B)")
+    args = parser.parse_args(list(argv))
+    full = not args.quick
+    cfg = argparse.Namespace(
+        duration=8.0 if full else 5.0, paced_duration=10.0 if full else 5.0, conns=16,
+        idle=int(os.environ.get("BENCH_IDLE", 5000 if full else 1000)),
+        idle_duration=10.0 if full else 5.0,
+        big_conversations=100_000 if full else 20_000, big_messages=1_000_000 if full else 200_000,
+        requests=50 if full else 20, search_requests=10 if full else 5)
+    only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
+    raised_nofile()
+    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical cores); Python {platform.python_version()}")
+    print(f"scale bench, {'FULL' if full else 'QUICK (python -m bench.scale_bench for the full run)'}: "
+          f"closed-loop runs {cfg.duration:.0f} s x {cfg.conns} connections, paced runs "
+          f"{cfg.paced_duration:.0f} s; load generator, servers, PostgreSQL and Redis share the cores.")
+    print("latency = just before the POST -> the message.created frame on each active agent socket; "
+          "values 'p50 / p99'.\n", flush=True)
+    t = Table()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="scale-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        steps = [("A", scenario_throughput), ("C", scenario_two_workers), ("D", scenario_idle),
+                 ("E", scenario_big)]
+        for key, step in steps:
+            if only and key not in only:
+                continue
+            try:
+                step(t, tmp, cfg)
+            except Exception as exc:
+                t.add(f"{key} (error)", type(exc).__name__, str(exc)[:60])
+                print(str(exc)[-3000:], file=sys.stderr)
+    print(f"\n=== scale bench ({'full' if full else 'quick'}; {time.monotonic() - started:.0f} s; "
+          f"CPU: {cpu_name()}, {os.cpu_count()} cores) ===")
+    print(t.render())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO))
+    raise SystemExit(main(sys.argv[1:]))
