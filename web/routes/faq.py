@@ -182,6 +182,8 @@ async def match(request: Request) -> Response:
         "reason": decision.reason,
         "reason_text": reason_text(decision.reason),
         "threshold": service.policy.threshold,
+        # A personal answer needs the customer's order (else its fallback, else a person).
+        "personal": bool(top and uses_order(top.answer)),
         "candidates": [
             {"id": int(c.id), "question": entries[int(c.id)].question,
              "confidence": round(c.confidence, 4)}

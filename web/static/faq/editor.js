@@ -257,6 +257,9 @@ async function tryMessage(event) {
       others.append(el("li", { text: `${c.question} (${(c.confidence * 100).toFixed(1)} %)` }));
     }
     out.replaceChildren(verdict, best);
+    if (res.personal) {
+      out.append(el("p", { cls: "muted", text: "A personal answer: customers without an order get the fallback (or a person)." }));
+    }
     if (res.candidates.length > 1) out.append(el("p", { text: "Runners-up:", cls: "muted" }), others);
     if (res.entry) {
       const open = el("button", { text: "Open this entry", cls: "link", attrs: { type: "button" } });
