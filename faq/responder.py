@@ -149,13 +149,15 @@ class FaqResponder:
     async def _answer_text(self, rt: Runtime, entry: FaqEntry, conv: Conversation) -> str | None:
         """The entry's answer for this customer: personal when it reads their order and
         they have one, else the plain fallback; None when neither is possible."""
+        text: str | None
         if uses_order(entry.answer):
             order = await self._latest_order(rt, conv.contact_id)
             text = personalise(entry.answer, order=order) if order is not None else None
-            if text is None and entry.answer_fallback:
+            if not (text or "").strip() and entry.answer_fallback:
                 text = personalise(entry.answer_fallback, order=None)
-            return text
-        return personalise(entry.answer, order=None)
+        else:
+            text = personalise(entry.answer, order=None)
+        return text if text and text.strip() else None
 
     async def _still_ours(self, rt: Runtime, conversation_id: int) -> bool:
         # An agent may have taken the conversation while we were matching.
