@@ -240,7 +240,8 @@ async def _pick_conversation(
     window = timedelta(hours=rt.settings.reopen_window_hours)
     candidate: Conversation | None = None
     if inbound.channel == "email":
-        candidate = await _email_candidate(rt, session, inbound, contact=contact, now=now)
+        candidate = await _email_candidate(rt, session, inbound, contact=contact, now=now,
+                                           machine=machine)
     else:
         candidate = await store.latest_conversation(
             session, contact_id=contact.id or 0, channel=inbound.channel,
@@ -270,7 +271,8 @@ async def _pick_conversation(
 
 
 async def _email_candidate(
-    rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact: Contact, now: datetime
+    rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact: Contact, now: datetime,
+    machine: bool = False,
 ) -> Conversation | None:
     """Email threading: headers, then our reply token, then subject within the window."""
     hints = inbound.thread
@@ -289,8 +291,12 @@ async def _email_candidate(
         if conv is not None and conv.channel != "email":
             conv = None
     if conv is not None:
-        # A reply whose subject changed topic starts a new conversation.
-        return conv if subject_continues(conv.subject, hints.subject) else None
+        # A reply whose subject changed topic starts a new conversation. Not for machine
+        # mail: auto-responders and bounces write their own subjects ("Away until May
+        # 5", "Undeliverable: ..."), and belong with the thread they answer.
+        if machine or subject_continues(conv.subject, hints.subject):
+            return conv
+        return None
     for recent in await store.conversations_of_contact(
         session, contact_id=contact.id or 0, channel="email", limit=20
     ):
