@@ -182,6 +182,8 @@ async def test_webchat_customer_and_agent_talk_both_ways_and_history_survives_re
     texts = shop.locator(".oi-msg .oi-text")
     await expect(texts).to_have_text(["Hi, is the blue mug in stock?", "Yes, we have 12 in stock",
                                       "Great, thanks!"])
+    await shop.set_viewport_size({"width": 390, "height": 844})
+    await shop.screenshot(path=str(shot_path("widget-390.png")))
 
     # A private note never reaches the customer.
     await agent.get_by_label("Private note").check()
