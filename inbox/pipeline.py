@@ -10,6 +10,7 @@ outbox rows together, then publishes and dispatches only after commit.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -160,14 +161,16 @@ async def _resolve_contact(
     session: AsyncSession, inbound: Inbound, value: str
 ) -> tuple[Contact, Identity]:
     identity = await store.find_identity(session, kind=inbound.sender_kind, value=value)
+    name = _clean_name(inbound.display_name)
+    if name and _ADDRESS_AS_NAME.match(name):
+        # "alice@example.com <bob@example.com>": an address posing as a name (a spoofing
+        # trick, or a client echoing the address) would show agents the wrong person.
+        name = None
     if identity is None:
         contact, identity = await store.create_contact_with_identity(
-            session, kind=inbound.sender_kind, value=value, raw=inbound.sender,
-            name=_clean_name(inbound.display_name),
-        )
+            session, kind=inbound.sender_kind, value=value, raw=inbound.sender, name=name)
         return contact, identity
     contact = await _live_contact(session, identity.contact_id)
-    name = _clean_name(inbound.display_name)
     if name and not contact.name:
         contact.name, contact.updated_at = name, utcnow()
     return contact, identity
@@ -183,6 +186,9 @@ async def _live_contact(session: AsyncSession, contact_id: int) -> Contact:
     if contact is None:
         raise NotFound(f"contact {contact_id} is gone")
     return contact
+
+
+_ADDRESS_AS_NAME = re.compile(r"^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$")
 
 
 def _no_nul(value: str | None) -> str | None:
