@@ -1,91 +1,10 @@
-// One open conversation: header and actions, messages, presence line and composer.
+// One open conversation: header and actions, messages, who else is here, and the composer.
 import { api, query } from "./api.js";
-import { debounce, el, safeUrl, when } from "./dom.js";
-import { channelBadge, channelLabel } from "./icons.js";
+import { el, when } from "./dom.js";
+import { channelBadge } from "./icons.js";
+import { Composer } from "./composer.js";
 import { displayName } from "./list.js";
-
-const TICKS = {
-  pending: ["◷", "queued"], queued: ["◷", "queued"], sent: ["✓", "sent"],
-  delivered: ["✓✓", "delivered"], read: ["✓✓", "read"],
-};
-const AUTHOR_LABEL = { customer: "Customer", agent: "Agent", bot: "Bot", system: "System" };
-
-function authorName(m, ctx, conv) {
-  if (m.author === "customer") return displayName(conv);
-  if (m.author === "agent") {
-    const agent = ctx.agents.get(m.author_agent_id);
-    return agent ? agent.name : (m.meta && m.meta.author_name) || "Agent";
-  }
-  return AUTHOR_LABEL[m.author] || m.author;
-}
-
-function delivery(m) {
-  if (m.direction !== "out" || m.private || !m.delivery_status) return null;
-  const status = m.delivery_status;
-  if (status === "failed" || status === "undelivered") {
-    const reason = [m.error_text, m.error_code && `(${m.error_code})`].filter(Boolean).join(" ");
-    return el("span", { class: "ticks failed", role: "note" }, `⚠ ${status}${reason ? `: ${reason}` : ""}`);
-  }
-  const [glyph, label] = TICKS[status] || ["", status];
-  return el("span", { class: `ticks ${status}`, title: label },
-    el("span", { "aria-hidden": "true" }, glyph), el("span", { class: "tick-label" }, ` ${label}`));
-}
-
-function attachmentList(m) {
-  if (!m.attachments || !m.attachments.length) return null;
-  const items = m.attachments.map((a, i) => {
-    const href = a.file_id ? `/api/v1/files/${encodeURIComponent(a.file_id)}` : safeUrl(a.url);
-    const label = a.filename || a.content_type || `attachment ${i + 1}`;
-    return el("li", {}, href
-      ? el("a", { href, target: "_blank", rel: "noopener noreferrer" }, `📎 ${label}`)
-      : el("span", {}, `📎 ${label} (unavailable)`));
-  });
-  return el("ul", { class: "attachments", "aria-label": "Attachments" }, ...items);
-}
-
-function htmlToggle(m) {
-  if (!m.html) return null;
-  const wrap = el("div", { class: "html-view" });
-  const button = el("button", { type: "button", class: "link", "aria-expanded": "false" }, "Show original formatting");
-  let frame = null;
-  button.addEventListener("click", () => {
-    if (frame) {
-      frame.remove(); frame = null;
-      button.textContent = "Show original formatting";
-      button.setAttribute("aria-expanded", "false");
-      return;
-    }
-    // Sanitised on arrival, and still shown only in a frame with every sandbox flag off:
-    // no scripts, no forms, no same-origin access.
-    frame = el("iframe", { sandbox: "", title: "Original email formatting", class: "html-frame", referrerpolicy: "no-referrer" });
-    frame.srcdoc = m.html;
-    wrap.append(frame);
-    button.textContent = "Hide original formatting";
-    button.setAttribute("aria-expanded", "true");
-  });
-  wrap.prepend(button);
-  return wrap;
-}
-
-export function renderMessage(m, ctx, conv) {
-  const classes = ["msg", `a-${m.author}`, m.direction === "out" ? "out" : "in"];
-  if (m.private) classes.push("private");
-  const meta = m.meta || {};
-  const head = el("div", { class: "msg-head" },
-    el("span", { class: "msg-author" }, authorName(m, ctx, conv)),
-    el("span", { class: "msg-kind" }, m.private ? "private note" : (AUTHOR_LABEL[m.author] || "")),
-    el("time", { datetime: m.created_at, class: "msg-time" }, when(m.created_at)));
-  const subject = m.channel === "email" && meta.subject && meta.subject !== conv.subject
-    ? el("div", { class: "msg-subject" }, `Subject: ${meta.subject}`) : null;
-  const quoted = typeof meta.quoted_text === "string" && meta.quoted_text.trim()
-    ? el("details", { class: "quoted" }, el("summary", {}, "Quoted text"), el("pre", {}, meta.quoted_text))
-    : null;
-  return el("li", { class: classes.join(" "), "data-id": m.id },
-    head, subject,
-    el("div", { class: "msg-text" }, m.text || (m.html ? "(formatted message)" : "")),
-    quoted, htmlToggle(m), attachmentList(m),
-    el("div", { class: "msg-foot" }, delivery(m)));
-}
+import { renderMessage } from "./message.js";
 
 export class Thread {
   constructor(container, data, ctx) {
@@ -95,7 +14,6 @@ export class Thread {
     this.contact = data.contact;
     this.ids = new Set();
     this.presence = new Map(); // key -> {text, timer}
-    this.typingSentAt = 0;
     this.build(data);
     this.viewingTimer = setInterval(() => this.announce("viewing"), 10000);
     this.announce("viewing");
@@ -118,13 +36,13 @@ export class Thread {
     this.presenceLine = el("p", { class: "presence", "aria-live": "polite" });
     this.older = el("button", { type: "button", class: "link older", hidden: !data.has_more, onclick: () => this.loadOlder() }, "Load older messages");
     this.list = el("ol", { class: "messages", "aria-label": "Messages" });
-    this.composer = this.buildComposer();
+    this.composer = new Composer(this);
     const back = el("button", { type: "button", class: "back", onclick: () => this.ctx.onBack() }, "← Conversations");
-    this.container.replaceChildren(back, this.header, this.actions, this.older, this.list, this.presenceLine, this.composer);
+    this.container.replaceChildren(back, this.header, this.actions, this.older, this.list, this.presenceLine, this.composer.form);
     this.renderHeader();
     for (const m of data.messages) this.append(m, { scroll: false });
     this.scrollDown();
-    this.refreshChannelState();
+    this.composer.refreshChannelState();
   }
 
   renderHeader() {
@@ -179,12 +97,12 @@ export class Thread {
   }
 
   async run(fn) {
-    this.showError("");
+    this.composer.showError("");
     try {
       const summary = await fn();
       if (summary && summary.id === this.conv.id) this.updateConversation(summary);
     } catch (err) {
-      this.showError(err.message);
+      this.composer.showError(err.message);
     }
   }
 
@@ -194,7 +112,7 @@ export class Thread {
     if (!summary.contact_name) this.conv.contact_name = keep.contact_name;
     if (!summary.last_message) this.conv.last_message = keep.last_message;
     this.renderHeader();
-    this.refreshChannelState();
+    this.composer.refreshChannelState();
   }
 
   append(m, { scroll = true } = {}) {
@@ -225,7 +143,7 @@ export class Thread {
       for (const m of page.items) this.append(m, { scroll: false });
       this.older.hidden = !page.has_more;
     } catch (err) {
-      this.showError(err.message);
+      this.composer.showError(err.message);
     }
   }
 
@@ -262,155 +180,7 @@ export class Thread {
     this.presenceLine.textContent = texts.join(" · ");
   }
 
-  // -- composer -----------------------------------------------------------------------
-  buildComposer() {
-    const c = this.conv;
-    const form = el("form", { class: "composer", "aria-label": "Reply" });
-    this.input = el("textarea", { id: "reply-text", rows: "3", "aria-describedby": "compose-hint" });
-    this.privateBox = el("input", { type: "checkbox", id: "reply-private" });
-    this.channelInfo = el("p", { class: "channel-info", "aria-live": "polite" });
-    this.counter = el("span", { class: "segments", "aria-live": "polite" });
-    this.error = el("p", { class: "compose-error", role: "alert" });
-    this.sendButton = el("button", { type: "submit", class: "primary" }, "Send");
-    this.templateBox = el("div", { class: "template", hidden: true });
-    this.setTemplates([]);
-    const label = el("label", { for: "reply-text", id: "reply-label" }, `Reply by ${channelLabel(c.channel)}`);
-    form.append(
-      this.channelInfo, label, this.input,
-      el("div", { class: "compose-row" },
-        el("label", { class: "check" }, this.privateBox, " Private note"),
-        this.counter,
-        el("span", { id: "compose-hint", class: "muted" }, "Ctrl/⌘+Enter to send"),
-        this.sendButton),
-      this.templateBox, this.error);
-    form.addEventListener("submit", (e) => { e.preventDefault(); this.send(); });
-    this.input.addEventListener("keydown", (e) => {
-      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) { e.preventDefault(); this.send(); }
-    });
-    this.privateBox.addEventListener("change", () => {
-      form.classList.toggle("is-private", this.privateBox.checked);
-      label.textContent = this.privateBox.checked ? "Private note (never sent to the customer)" : `Reply by ${channelLabel(this.conv.channel)}`;
-      this.sendButton.textContent = this.privateBox.checked ? "Add note" : "Send";
-    });
-    const countSegments = debounce(() => this.countSegments(), 250);
-    this.input.addEventListener("input", () => {
-      if (this.conv.channel === "sms") countSegments();
-      const now = Date.now();
-      if (!this.privateBox.checked && now - this.typingSentAt > 2500) {
-        this.typingSentAt = now;
-        this.announce("typing");
-      }
-    });
-    return form;
-  }
+  insertText(line) { this.composer.insertText(line); }
 
-  insertText(line) {
-    const value = this.input.value;
-    this.input.value = value ? `${value.replace(/\s*$/, "")}\n${line}` : line;
-    this.input.focus();
-    this.input.dispatchEvent(new Event("input"));
-  }
-
-  focusComposer() { this.input.focus(); }
-
-  async countSegments() {
-    const text = this.input.value;
-    if (!text) { this.counter.textContent = ""; return; }
-    try {
-      const info = await api(`/api/v1/compose/segments${query({ text })}`);
-      this.counter.textContent = `${info.segments} SMS segment${info.segments === 1 ? "" : "s"} · ${info.encoding} · ${info.remaining} left`;
-      this.counter.classList.toggle("warn", info.segments > 1);
-    } catch { /* the counter is advisory */ }
-  }
-
-  async refreshChannelState() {
-    const c = this.conv;
-    this.channelInfo.textContent = "";
-    this.templateBox.hidden = true;
-    const ident = this.contact && this.contact.identities && this.contact.identities.find((i) => i.opted_out && (c.customer_address && (i.value === c.customer_address || i.raw === c.customer_address)));
-    if (ident) this.channelInfo.textContent = `${ident.raw || ident.value} has opted out: replies will be refused.`;
-    if (c.channel !== "whatsapp") return;
-    try {
-      const w = await api(`/api/v1/conversations/${c.id}/window`);
-      if (w.open) {
-        const hours = Math.floor(w.seconds_left / 3600);
-        const minutes = Math.floor((w.seconds_left % 3600) / 60);
-        this.channelInfo.textContent = `WhatsApp window open: ${hours}h ${minutes}m left for free-form replies.`;
-      } else {
-        this.channelInfo.textContent = "WhatsApp 24-hour window is closed: only an approved template can be sent.";
-        this.setTemplates(w.templates);
-        this.templateBox.hidden = false;
-      }
-    } catch { /* advisory */ }
-  }
-
-  showError(text) {
-    this.error.textContent = text || "";
-  }
-
-  async post(body) {
-    this.showError("");
-    this.sendButton.disabled = true;
-    try {
-      const message = await api(`/api/v1/conversations/${this.conv.id}/messages`, { method: "POST", body });
-      // The socket may have delivered it (and its "sent" update) already: never go back.
-      if (!this.ids.has(message.id)) this.append(message);
-      return true;
-    } catch (err) {
-      if (err.status === 422) this.showError(`Refused: ${err.message}`);
-      else if (err.status === 409) this.showError(`Not sent: ${err.message}`);
-      else this.showError(err.message);
-      if (err.status === 409 && err.body.templates) {
-        this.setTemplates(err.body.templates);
-        this.templateBox.hidden = false;
-      } else if (err.status === 409) this.refreshChannelState();
-      return false;
-    } finally {
-      this.sendButton.disabled = false;
-    }
-  }
-
-  async send() {
-    const text = this.input.value;
-    if (!text.trim()) { this.showError("Write something first."); return; }
-    if (await this.post({ text, private: this.privateBox.checked })) {
-      this.input.value = "";
-      this.counter.textContent = "";
-    }
-  }
-
-  /** The template picker: a list when the server names approved templates, else a name field. */
-  setTemplates(templates) {
-    const known = Array.isArray(templates) ? templates.filter((t) => t && t.name) : [];
-    const vars = el("div", { class: "template-vars" });
-    let picker;
-    const showVars = () => {
-      const t = known.find((x) => x.name === picker.value);
-      vars.replaceChildren(...((t && t.variables) || []).map((v, i) => el("label", { class: "inline" },
-        `${v} `, el("input", { type: "text", "data-var": v, id: `tvar-${i}` }))));
-    };
-    if (known.length) {
-      picker = el("select", { id: "template-name" }, ...known.map((t) => el("option", { value: t.name }, t.label || t.name)));
-      picker.addEventListener("change", showVars);
-    } else {
-      picker = el("input", { id: "template-name", type: "text", placeholder: "e.g. order_update" });
-    }
-    this.templateName = picker;
-    this.templates = known;
-    this.templateBox.replaceChildren(
-      el("label", { for: "template-name" }, "Approved template"), picker, vars,
-      el("button", { type: "button", onclick: () => this.sendTemplate() }, "Send template"));
-    if (known.length) showVars();
-  }
-
-  async sendTemplate() {
-    const name = this.templateName.value.trim();
-    if (!name) { this.showError("Name the approved template to send."); return; }
-    const chosen = this.templates.find((t) => t.name === name);
-    const variables = {};
-    for (const input of this.templateBox.querySelectorAll("input[data-var]")) variables[input.dataset.var] = input.value;
-    const template = { name, variables };
-    if (chosen && chosen.language) template.language = chosen.language;
-    if (await this.post({ text: this.input.value, template }) && !this.templates.length) this.templateName.value = "";
-  }
+  focusComposer() { this.composer.focusComposer(); }
 }
