@@ -175,8 +175,11 @@ def parse_order(data: dict[str, Any], *, external_id: str | None = None,
     fields["items"] = _items(data.get("items"))
     email = _text(data, "customer_email", 320)
     phone = _text(data, "customer_phone", 64)
-    fields["customer_email"] = canonical_email(email) if email else None
-    fields["customer_phone"] = canonical_phone(phone, default_region=default_region) if phone else None
+    try:
+        fields["customer_email"] = canonical_email(email) if email else None
+        fields["customer_phone"] = canonical_phone(phone, default_region=default_region) if phone else None
+    except BadInput as exc:
+        raise BadInput(f'"customer_email"/"customer_phone": {exc.detail}') from None
     return fields
 
 
