@@ -177,9 +177,9 @@ def parse_order(data: dict[str, Any], *, external_id: str | None = None,
     phone = _text(data, "customer_phone", 64)
     try:
         fields["customer_email"] = canonical_email(email) if email else None
-        fields["customer_phone"] = canonical_phone(phone, default_region=default_region) if phone else None
     except BadInput as exc:
-        raise BadInput(f'"customer_email"/"customer_phone": {exc.detail}') from None
+        raise BadInput(f'"customer_email": {exc.detail}') from None
+    fields["customer_phone"] = canonical_phone(phone, default_region=default_region) if phone else None
     return fields
 
 
