@@ -22,7 +22,7 @@ from email.utils import parseaddr
 import aiosmtplib
 
 from inbox.errors import SendFailed, SignatureInvalid
-from inbox.types import Inbound, Outbound, SendResult, StatusUpdate, WebhookRequest
+from inbox.types import FLAG_BOUNCE, Inbound, Outbound, SendResult, StatusUpdate, WebhookRequest
 
 from .compose import compose
 from .dsn import bounce_status
@@ -124,6 +124,13 @@ class EmailConnector:
         conversation id it proves (as a string), or None for a forged or unknown token.
         """
         inbound = parse_message(raw, our_addresses=self.addresses)
+        if FLAG_BOUNCE in inbound.flags and not (inbound.thread.in_reply_to or inbound.thread.references):
+            # A bounce names our undelivered mail only inside its report: thread it as a
+            # reply to that mail, so it lands (quietly) in the conversation it concerns
+            # instead of opening one with MAILER-DAEMON.
+            quoted = next((u.provider_message_id for u in bounce_status(raw) if u.provider_message_id), None)
+            if quoted:
+                inbound.thread = replace(inbound.thread, in_reply_to=quoted)
         if inbound.thread.reply_token:
             cid = self.conversation_from_token(inbound.thread.reply_token)
             inbound.thread = replace(inbound.thread, reply_token=str(cid) if cid else None)

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from connectors.email import parse_message
-from inbox.models import Message
-from inbox.types import utcnow
+from inbox.models import Conversation, Message
+from inbox.types import MACHINE_FLAGS, utcnow
 from tests.email_e2e.helpers import (
     EMAIL_DIR,
     OURS,
@@ -21,6 +21,7 @@ from tests.email_e2e.helpers import (
     mail_settings,
     messages,
     post_mail,
+    rows,
     smtp_send,
 )
 from tests.support.server import free_port, live_server
@@ -112,13 +113,15 @@ async def test_every_fixture_is_stored_through_the_webhook_with_its_flags(databa
         assert statuses["mail_dsn_permanent_failure_553_unknown_address.eml"] == 1
         # The delayed DSN (4.2.2, the MTA still tries) reports nothing final.
         assert statuses["mail_dsn_delayed_452_mailbox_full.eml"] == 0
-        # Machine mail opened no work for agents: nothing unread, no outbound.
-        for name, flags in MACHINE.items():
-            if flags & {"auto_reply", "bounce", "read_receipt", "bulk"}:
-                pid = parse_message(eml(name), our_addresses=(OURS,)).provider_message_id
-                conv_id = stored[pid].conversation_id
-                assert not [m for m in await messages(srv.rt, Message.conversation_id == conv_id)
-                            if m.direction == "out"], name
+        # ... and it sits in the conversation of the mail it concerns, not in a new one.
+        dsn = parse_message(eml("mail_dsn_permanent_failure_553_unknown_address.eml"),
+                            our_addresses=(OURS,)).provider_message_id
+        assert stored[dsn].conversation_id == bounced.conversation_id
+        # Machine mail gives agents no unread work.
+        for conv in await rows(srv.rt, Conversation):
+            inbound = await messages(srv.rt, Message.conversation_id == conv.id, Message.direction == "in")
+            people = [m for m in inbound if not set(m.flags) & MACHINE_FLAGS]
+            assert conv.unread_count == len(people), [m.provider_message_id for m in inbound]
 
 
 async def test_a_sample_arrives_through_the_smtp_listener(database_url: str) -> None:

@@ -11,7 +11,7 @@ from email.utils import getaddresses, parseaddr
 import pytest
 
 from inbox.agents import create_agent
-from inbox.models import Message, OutboxRow
+from inbox.models import Conversation, Message, OutboxRow
 from tests.email_e2e.helpers import (
     OURS,
     SmtpSink,
@@ -128,6 +128,11 @@ async def test_agent_reply_is_a_threaded_mail_and_the_customers_answer_threads_b
         [failed] = await messages(srv.rt, Message.id == int(second["id"]))  # type: ignore[call-overload]
         assert (failed.delivery_status, failed.error_code) == ("failed", "5.1.1")
         assert "User unknown" in (failed.error_text or "")
+        # The bounce itself sits quietly in that conversation (no new one, nothing unread).
+        before = await _conversation(srv, cid)
+        assert (await by_thread_id(srv.rt, "<dsn.1@mx.example.com>")).conversation_id == cid
+        assert len(await rows(srv.rt, Conversation)) == 1
+        assert before.unread_count == 0 and before.status == "open"
         # The first reply is untouched, and the bounce started no reply of ours.
         assert (await _sent(srv, int(sent["id"]))) is not None  # type: ignore[call-overload]
         assert len(relay.received) == 2
@@ -147,6 +152,11 @@ async def test_a_451_from_the_relay_is_retried_and_the_mail_arrives_once(
         [row] = await rows(srv.rt, OutboxRow, OutboxRow.message_id == stored.id)
         assert (row.state, row.attempts) == ("done", 2)
         assert stored.provider_message_id == str(relay.mails()[0]["Message-ID"])
+
+
+async def _conversation(srv: LiveServer, cid: int) -> Conversation:
+    [conv] = await rows(srv.rt, Conversation, Conversation.id == cid)
+    return conv
 
 
 async def _received(relay: SmtpSink, n: int) -> bool:
