@@ -27,6 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from inbox import store
 from inbox.db import JSONType, UTCDateTime
 from inbox.errors import BadInput
+from inbox.events import EventOut
 from inbox.identity import canonical_email, canonical_phone
 from inbox.runtime import Runtime
 from inbox.types import utcnow
@@ -198,9 +199,17 @@ async def _owner(session: AsyncSession, fields: dict[str, Any]) -> int | None:
 async def upsert_order(rt: Runtime, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """Insert or update the order with `fields["external_id"]` (from `parse_order`).
 
-    Links it to the contact owning its email or phone identity. Returns the public
-    order and whether it was new.
+    Links it to the contact owning its email or phone identity. After commit, tells
+    open inboxes with a seq-less `order.updated` event (a panel refresh hint, not state
+    to replay). Returns the public order and whether it was new.
     """
+    order, created = await _upsert(rt, fields)
+    rt.bus.publish(EventOut(seq=None, type="order.updated", conversation_id=None,
+                            payload={"order": order}))
+    return order, created
+
+
+async def _upsert(rt: Runtime, fields: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     for attempt in range(2):
         try:
             async with rt.sessions() as session, session.begin():

@@ -407,6 +407,13 @@ async def test_customer_panel_shows_orders_matched_by_phone_and_by_email(
         re.compile(r"^Order #1001, placed .*: open, fulfilment shipped\. Tracking: 1Z999 https://tracking\.example/1Z999\.$"))
     await agent.locator("#panel").screenshot(path=str(shot_path("customer-panel.png")))
 
+    # An order arriving while the panel is open shows up without a reload.
+    resp = await live.client.put("/api/v1/orders/ord-1005", headers=live.auth(token), json={
+        "number": "#1005", "placed_at": "2026-11-21T10:00:00Z", "customer_phone": "+15550102030",
+        "items": [{"name": "Linen tote bag", "quantity": 1}]})
+    assert resp.status_code == 201, resp.text
+    await expect(agent.locator("#panel .order", has_text="#1005")).to_contain_text("Linen tote bag")
+
     await open_conv(agent, "Jonas Becker")
     await expect(agent.locator("#panel .order", has_text="#1002")).to_contain_text("Rain jacket")
     await expect(agent.locator("#panel .order", has_text="#1001")).to_have_count(0)

@@ -139,6 +139,9 @@ function apply(ev, { quiet = false } = {}) {
         if (ev.contact && c.contact_id === ev.contact.id && ev.contact.name) c.contact_name = ev.contact.name;
       }
       break;
+    case "order.updated":
+      if (t && ev.order && orderConcerns(ev.order, t)) refreshPanel();
+      return;
     case "typing":
     case "viewing":
       if (t && ev.conversation_id === t.id) t.showPresence(ev);
@@ -147,6 +150,14 @@ function apply(ev, { quiet = false } = {}) {
       return;
   }
   if (!quiet) render();
+}
+
+/** Does an order belong to the open conversation's customer (by link, email or phone)? */
+function orderConcerns(order, thread) {
+  if (order.contact_id && order.contact_id === thread.conv.contact_id) return true;
+  const identities = (thread.contact && thread.contact.identities) || [];
+  return identities.some((i) => (i.kind === "email" && i.value === order.customer_email)
+    || (i.kind === "phone" && i.value === order.customer_phone));
 }
 
 async function markRead(id) {
