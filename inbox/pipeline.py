@@ -289,9 +289,13 @@ async def _email_candidate(
         # Mail arrives out of order (relays, IMAP polling, greylisting): a reply may be
         # stored before the message it answers. Then the reply's References name this
         # mail's Message-ID, so this mail joins the reply's conversation, looking only
-        # at conversations active within the reopen window.
-        conv = await store.conversation_referencing(
+        # at conversations active within the reopen window. Several replies may name
+        # it, one of them having changed the topic: the first on this topic wins.
+        later = await store.conversations_referencing(
             session, channel="email", message_id=hints.message_id, active_since=now - window)
+        if later:
+            return next((c for c in later
+                         if machine or subject_continues(c.subject, hints.subject)), None)
     if conv is None and hints.reply_token and hints.reply_token.isdigit():
         conv = await session.get(Conversation, int(hints.reply_token))
         if conv is not None and conv.channel != "email":

@@ -131,17 +131,18 @@ async def conversation_by_thread_ids(
     return None
 
 
-async def conversation_referencing(
+async def conversations_referencing(
     session: AsyncSession, *, channel: str, message_id: str, active_since: datetime
-) -> Conversation | None:
-    """The conversation, active since `active_since`, of an inbound message whose
-    References / In-Reply-To (kept in `meta["references"]`) name `message_id`.
+) -> list[Conversation]:
+    """The conversations, active since `active_since`, of inbound messages whose
+    References / In-Reply-To (kept in `meta["references"]`) name `message_id`, in the
+    order those messages arrived.
 
     The JSON is matched as text (a LIKE prefilter, portable across SQLite and
     PostgreSQL), then checked exactly.
     """
     if not message_id:
-        return None
+        return []
     pattern = "%" + re.sub(r"([\\%_])", r"\\\1", message_id) + "%"
     query = (
         select(Message.conversation_id, Message.meta)  # type: ignore[call-overload]
@@ -151,10 +152,13 @@ async def conversation_referencing(
         .order_by(Message.id)
     )
     result = await session.exec(query)
+    found: list[Conversation] = []
     for conversation_id, meta in result.all():
         if message_id in ((meta or {}).get("references") or ()):
-            return await session.get(Conversation, conversation_id)
-    return None
+            conv = await session.get(Conversation, conversation_id)
+            if conv is not None and conv not in found:
+                found.append(conv)
+    return found
 
 
 async def latest_outbound_to(

@@ -121,3 +121,24 @@ async def test_reply_token_threads_a_reply_that_lost_its_headers(database_url: s
                                      subject="Re: Order 1001 missing", text="Let me in",
                                      message_id="<e1@example.com>"), "<e1@example.com>")
         assert forged not in (first, other, new_topic)
+
+
+async def test_a_topic_change_inside_a_thread_splits_it_the_same_way_in_any_arrival_order(
+    database_url: str
+) -> None:
+    """k1 "Order 1001 missing", k2 a reply to it, k3 a reply to k2 on a new topic: k1
+    and k2 are one conversation and k3 another, whatever order the three arrive in."""
+    async with live_server(mail_settings(database_url)) as srv:
+        for n, order in enumerate(itertools.permutations(range(3))):
+            who, ids = f"kim{n}@example.com", [f"<k{i}.{n}@example.com>" for i in (1, 2, 3)]
+            raws = [
+                mail(sender=who, subject="Order 1001 missing", text="Where is it?", message_id=ids[0]),
+                mail(sender=who, subject="Re: Order 1001 missing", text="Any news?",
+                     message_id=ids[1], in_reply_to=ids[0], references=ids[0]),
+                mail(sender=who, subject="Do you ship to Norway?", text="New question.",
+                     message_id=ids[2], in_reply_to=ids[1], references=f"{ids[0]} {ids[1]}"),
+            ]
+            convs = {}
+            for i in order:
+                convs[i] = await _in(srv, raws[i], ids[i])
+            assert convs[0] == convs[1] != convs[2], order
