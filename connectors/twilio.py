@@ -183,6 +183,15 @@ def form_of(request: WebhookRequest) -> dict[str, list[str]]:
     return {}
 
 
+def _without_nul(form: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The form with NUL characters removed from every key and value.
+
+    Nothing reads a NUL on purpose, and PostgreSQL refuses one in a text column (a 500
+    instead of a stored message). Signatures are checked on the form as received.
+    """
+    return {k.replace("\x00", ""): [v.replace("\x00", "") for v in vs] for k, vs in form.items()}
+
+
 def _first(form: dict[str, list[str]], key: str) -> str:
     values = form.get(key)
     return values[0] if values else ""
@@ -274,7 +283,8 @@ class TwilioConnector:
         Raises UnsupportedPayload without a message SID or a From, or for a channel other
         than SMS and WhatsApp (e.g. ``messenger:``).
         """
-        form = form_of(request)
+        received = form_of(request)
+        form = _without_nul(received)
         sid = _first(form, "MessageSid") or _first(form, "SmsMessageSid") or _first(form, "SmsSid")
         raw_from = _first(form, "From")
         if not sid or not raw_from:
@@ -307,7 +317,8 @@ class TwilioConnector:
                 attachments=self._attachments(form),
                 flags=self._keyword_flags(channel, text),
                 meta=meta,
-                raw={k: v[0] if len(v) == 1 else list(v) for k, v in form.items()},
+                # As received (NULs too: the audit copy is JSON, which can hold them).
+                raw={k: v[0] if len(v) == 1 else list(v) for k, v in received.items()},
             )
         ]
 
@@ -396,7 +407,7 @@ class TwilioConnector:
         Twilio's ErrorMessage, else a short reason for well-known codes, else
         "Twilio error <code>".
         """
-        form = form_of(request)
+        form = _without_nul(form_of(request))
         sid = _first(form, "MessageSid") or _first(form, "SmsSid")
         twilio_status = (_first(form, "MessageStatus") or _first(form, "SmsStatus")).lower()
         if not sid or not twilio_status:

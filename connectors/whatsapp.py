@@ -68,6 +68,26 @@ def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _l(value: Any) -> list[Any]:
+    """`value` when it is a list, else [] (a webhook field of the wrong type reads as absent)."""
+    return value if isinstance(value, list) else []
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL characters removed from every string in it (keys included).
+
+    Nothing reads a NUL on purpose, and PostgreSQL refuses one in text. The signature is
+    checked on the raw bytes, before this.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 def _s(value: Any) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 
@@ -103,8 +123,8 @@ def _contact_line(contact: dict[str, Any]) -> str:
         p for p in (_s(name.get("first_name")), _s(name.get("last_name"))) if p)
     details = [
         f"{_s(p.get('phone'))} ({_s(p.get('type'))})" if p.get("type") else _s(p.get("phone"))
-        for p in contact.get("phones") or [] if isinstance(p, dict) and p.get("phone")
-    ] + [_s(e.get("email")) for e in contact.get("emails") or [] if isinstance(e, dict) and e.get("email")]
+        for p in _l(contact.get("phones")) if isinstance(p, dict) and p.get("phone")
+    ] + [_s(e.get("email")) for e in _l(contact.get("emails")) if isinstance(e, dict) and e.get("email")]
     return "👤 Shared contact: " + (full or "(no name)") + (": " + ", ".join(details) if details else "")
 
 
@@ -149,7 +169,7 @@ def _read_content(msg: dict[str, Any]) -> _Content:
         out.meta["location"] = location
         out.text = location_text(location)
     elif kind == "contacts":
-        shared = [c for c in msg.get("contacts") or [] if isinstance(c, dict)]
+        shared = [c for c in _l(msg.get("contacts")) if isinstance(c, dict)]
         out.meta["contacts"] = shared
         out.text = "\n".join(_contact_line(c) for c in shared) or "👤 Shared contact"
     elif kind == "interactive":
@@ -208,7 +228,7 @@ def _read_interactive(body: dict[str, Any], out: _Content) -> None:
 
 def _read_order(body: dict[str, Any], out: _Content) -> None:
     out.meta["order"] = body
-    items = [i for i in body.get("product_items") or [] if isinstance(i, dict)]
+    items = [i for i in _l(body.get("product_items")) if isinstance(i, dict)]
     lines = ", ".join(
         f"{i.get('quantity', '?')} × {_s(i.get('product_retailer_id'))} "
         f"({i.get('item_price', '?')} {_s(i.get('currency'))})".replace(" )", ")")
@@ -315,8 +335,8 @@ class WhatsAppCloudConnector:
     def _changes(request: WebhookRequest) -> list[dict[str, Any]]:
         """The `value` of every `messages` change; UnsupportedPayload for a non-webhook body."""
         try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            payload = _without_nul(json.loads(request.body))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise UnsupportedPayload(f"expected a JSON webhook body: {exc}") from exc
         if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
             raise UnsupportedPayload('expected {"object": "whatsapp_business_account", "entry": [...]}')
@@ -325,7 +345,7 @@ class WhatsAppCloudConnector:
         return [
             _d(change.get("value"))
             for entry in payload["entry"] if isinstance(entry, dict)
-            for change in entry.get("changes") or [] if isinstance(change, dict)
+            for change in _l(entry.get("changes")) if isinstance(change, dict)
             if change.get("field", "messages") == "messages"
         ]
 
@@ -339,8 +359,8 @@ class WhatsAppCloudConnector:
         found: list[Inbound] = []
         for value in self._changes(request):
             metadata = _d(value.get("metadata"))
-            contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
-            for msg in value.get("messages") or []:
+            contacts = [c for c in _l(value.get("contacts")) if isinstance(c, dict)]
+            for msg in _l(value.get("messages")):
                 if isinstance(msg, dict) and msg.get("id"):
                     found.append(self._inbound(msg, metadata, contacts, value.get("errors")))
         return found
@@ -409,14 +429,14 @@ class WhatsAppCloudConnector:
         """One StatusUpdate per `statuses[]` entry we track (sent/delivered/read/played/failed)."""
         updates: list[StatusUpdate] = []
         for value in self._changes(request):
-            for status in value.get("statuses") or []:
+            for status in _l(value.get("statuses")):
                 if not isinstance(status, dict) or not status.get("id"):
                     continue
                 ours = STATUS_MAP.get(_s(status.get("status")))
                 if ours is None:
                     log.info("ignoring WhatsApp status %r", status.get("status"))
                     continue
-                error = next((e for e in status.get("errors") or [] if isinstance(e, dict)), {})
+                error = next((e for e in _l(status.get("errors")) if isinstance(e, dict)), {})
                 text = _s(error.get("message") or error.get("title")) or _s(
                     _d(error.get("error_data")).get("details"))
                 recipient = _s(status.get("recipient_id"))

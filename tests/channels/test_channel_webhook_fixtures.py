@@ -540,3 +540,36 @@ async def test_signed_garbage_is_refused_with_a_clear_4xx_never_a_500(env: Chann
         assert response.status_code < 500, (raw, response.status_code, response.text)
         if response.status_code != 200:
             assert_4xx_json(response, repr(raw))
+
+
+async def test_nul_bytes_anywhere_in_a_payload_never_reach_the_database_as_a_500(env: ChannelEnv) -> None:
+    """PostgreSQL refuses NUL in text: every field of a real payload gets one appended."""
+    fixture = load(TWILIO_FIXTURES / "inbound" / "whatsapp_interactive_button_reply_call_permission_twilio-docs.json")
+    base = twilio_params(fixture)
+    base.update({"NumMedia": ["1"], "MediaUrl0": ["https://x.example/a.png"],
+                 "MediaContentType0": ["image/png"]})
+    for index, key in enumerate(sorted(base)):
+        form = {k: list(v) for k, v in base.items()}
+        form["MessageSid"] = [f"SMnul{index}"]
+        form[key] = [form[key][0] + "\x00"]
+        response = await env.post_twilio(form)
+        assert response.status_code < 500, (key, response.status_code, response.text)
+
+    for index, path in enumerate(["text", "profile", "from", "id", "pnid", "display"]):
+        body = text_webhook("hello", wa_id="15550109001", message_id=f"wamid.nul{index}")
+        value = body["entry"][0]["changes"][0]["value"]
+        message = value["messages"][0]
+        if path == "text":
+            message["text"]["body"] += "\x00"
+        elif path == "profile":
+            value["contacts"][0]["profile"]["name"] += "\x00"
+        elif path == "from":
+            message["from"] += "\x00"
+        elif path == "id":
+            message["id"] += "\x00"
+        elif path == "pnid":
+            value["metadata"]["phone_number_id"] += "\x00"
+        else:
+            value["metadata"]["display_phone_number"] += "\x00"
+        response = await env.post_meta(body)
+        assert response.status_code < 500, (path, response.status_code, response.text)
