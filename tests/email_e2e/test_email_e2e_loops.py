@@ -74,8 +74,13 @@ async def test_a_bot_answer_and_an_auto_responder_do_not_loop(database_url: str,
         for mid in ("<away1@example.com>", "<away2@example.com>"):
             stored = await by_thread_id(srv.rt, mid)
             assert stored.conversation_id == cid and "auto_reply" in stored.flags
+        # Our own answer echoed back to us (a Bcc to support, a mailbox rule, IMAP seeing
+        # a sent copy) is our message, not a customer's.
+        assert (await post_mail(srv, relay.received[0][2])).status_code == 200
+        await _settle(srv)
         outbound = [m for m in await messages(srv.rt, Message.direction == "out") if not m.private]
         assert [m.author_kind for m in outbound] == ["bot"]
+        assert len(await messages(srv.rt, Message.direction == "in")) == 3
         assert len(relay.received) == 1  # nothing further was sent
 
 
@@ -106,3 +111,29 @@ async def test_machine_mail_never_reopens_a_resolved_conversation(database_url: 
 
 async def _received(relay: SmtpSink, n: int) -> bool:
     return len(relay.received) >= n
+
+
+async def test_a_robot_without_any_auto_headers_gets_a_bounded_number_of_answers(
+    database_url: str, relay: SmtpSink
+) -> None:
+    """The last guard: a naive responder that marks nothing and echoes the question
+    back. The bot's answer limit per conversation ends it, then a person is asked."""
+    settings = mail_settings(database_url, smtp_host="127.0.0.1", smtp_port=relay.port,
+                             smtp_starttls=False)
+    async with live_server(settings, responders=build_responders) as srv:
+        await seed(srv.rt)
+        parent = "<r0@robot.example>"
+        raw = mail(sender="desk@robot.example", subject="Shipping", text="How long does shipping take?",
+                   message_id=parent)
+        for n in range(1, 7):
+            assert (await post_mail(srv, raw)).status_code == 200
+            await _settle(srv)
+            if len(relay.received) < n:
+                break  # we did not answer: the loop is over
+            ours = str(relay.mails()[-1]["Message-ID"])
+            raw = mail(sender="desk@robot.example", subject="Re: Shipping", text="How long does shipping take?",
+                       message_id=f"<r{n}@robot.example>", in_reply_to=ours, references=f"{parent} {ours}")
+        assert len(relay.received) == 3  # the policy's max_bot_answers
+        cid = (await by_thread_id(srv.rt, parent)).conversation_id
+        [conv] = await rows(srv.rt, Conversation, Conversation.id == cid)
+        assert conv.handled_by == "human"
