@@ -210,7 +210,7 @@ async def test_ingested_messages_appear_live_and_once_after_a_socket_drop(
     await pipeline.ingest(live.rt, sms("Where is my parcel?", name="Maria Lopez"))
     item = conv_item(agent, "Maria Lopez")
     await expect(item).to_be_visible()
-    await expect(item.locator(".unread")).to_have_text("1")
+    await expect(item.locator(".unread")).to_have_text("1 unread")
     await expect(item.locator(".conv-time")).to_contain_text("waiting")
     await expect(agent).to_have_title(re.compile(r"^\(1\) Inbox"))
     # Keyboard only: the conversation is a button; Enter opens it and focuses the composer.
@@ -274,6 +274,7 @@ async def test_ingested_messages_appear_live_and_once_after_a_socket_drop(
     await expect(conv_item(agent, "Maria Lopez")).to_have_count(0)
     await agent.get_by_role("button", name="Mine").click()
     await expect(conv_item(agent, "Maria Lopez")).to_have_count(1)
+    await expect(conv_item(agent, "Maria Lopez").locator(".assignee")).to_have_text("→ you")
     await expect(conv_item(agent, "Lee Park")).to_have_count(0)
     await agent.get_by_role("button", name="All").click()
     await agent.get_by_label("Search conversations").fill("order 1001")
@@ -400,6 +401,7 @@ async def test_customer_panel_shows_orders_matched_by_phone_and_by_email(
     await expect(order).to_contain_text("shipped")
     await expect(order).to_contain_text("2 × Ceramic mug, blue")
     await expect(order).to_contain_text("$64.80")
+    await expect(order).to_contain_text("matched by phone: +15550102030")
     await expect(order.get_by_role("link", name="1Z999")).to_have_attribute(
         "href", "https://tracking.example/1Z999")
     await order.get_by_role("button", name=re.compile("Insert status of order")).click()

@@ -32,15 +32,16 @@ export function sortConversations(convs) {
   return [...convs].sort((a, b) => (Date.parse(b.last_activity_at) - Date.parse(a.last_activity_at)) || (b.id - a.id));
 }
 
-export function renderList(container, convs, { currentId, onOpen, now = Date.now() }) {
+export function renderList(container, convs, { currentId, onOpen, agents = new Map(), me = null, now = Date.now() }) {
   const items = convs.map((c) => {
     const name = displayName(c);
     const wait = waiting(c, now);
     const last = c.last_message;
     const preview = last ? `${last.private ? "Note: " : (AUTHOR_PREFIX[last.author] ?? "")}${last.text}` : "";
     const unread = c.unread_count > 0
-      ? el("span", { class: "unread", "aria-label": `${c.unread_count} unread` }, String(c.unread_count))
+      ? el("span", { class: "unread" }, String(c.unread_count), el("span", { class: "sr-only" }, " unread"))
       : null;
+    const assignee = c.assignee_id ? agents.get(c.assignee_id) : null;
     const button = el("button", {
       type: "button", class: "conv", "data-id": c.id,
       "aria-current": c.id === currentId ? "true" : null,
@@ -55,6 +56,7 @@ export function renderList(container, convs, { currentId, onOpen, now = Date.now
     el("span", { class: "conv-meta" },
       el("span", { class: `status st-${c.status}` }, c.status),
       c.handled_by === "bot" ? el("span", { class: "tag bot" }, "bot") : null,
+      assignee ? el("span", { class: "assignee" }, `→ ${assignee.id === me ? "you" : assignee.name}`) : null,
       c.subject ? el("span", { class: "conv-subject" }, c.subject) : null),
     el("span", { class: "conv-preview" }, preview));
     return el("li", {}, button);

@@ -49,7 +49,7 @@ function filters() {
 
 function render() {
   const convs = sortConversations([...state.convs.values()].filter((c) => matches(c, filters())));
-  renderList(listNode, convs, { currentId: state.thread && state.thread.id, onOpen: openConversation });
+  renderList(listNode, convs, { currentId: state.thread && state.thread.id, onOpen: openConversation, agents, me });
   emptyNode.hidden = convs.length > 0;
   const unread = convs.reduce((n, c) => n + (c.unread_count > 0 ? 1 : 0), 0);
   document.title = `${unread ? `(${unread}) ` : ""}Inbox · Omnichannel Inbox`;

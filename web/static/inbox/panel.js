@@ -38,6 +38,8 @@ function orderCard(o, onInsert) {
       el("strong", {}, `#${String(o.number).replace(/^#/, "")}`),
       el("time", { datetime: o.placed_at || "" }, o.placed_at ? when(o.placed_at) : ""),
       el("span", { class: "order-total" }, money(o.total, o.currency))),
+    o.matched_by && o.matched_by !== "contact"
+      ? el("p", { class: "order-match muted" }, `matched by ${o.matched_by}: ${o.matched_by === "email" ? o.customer_email : o.customer_phone}`) : null,
     el("div", { class: "order-state" },
       el("span", { class: "tag" }, o.status || "—"),
       o.financial_status ? el("span", { class: "tag" }, o.financial_status) : null,
