@@ -138,8 +138,24 @@ async def agent_socket(ws: WebSocket) -> None:
                 if event.seq is not None:
                     if event.seq <= state["last"]:
                         continue
+                    if event.seq > state["last"] + 1:
+                        # Concurrent steps commit in seq order (store.add_event) but may
+                        # publish in another order; dropping the late lower seq lost it.
+                        # Send what committed in between from the log, in order, first.
+                        await send_committed(state["last"], event.seq)
                     state["last"] = event.seq
                 await ws.send_json(event.to_json())
+
+        async def send_committed(after: int, before: int) -> None:
+            while after < before - 1:
+                async with rt.sessions() as session:
+                    missing = await store.events_after(session, seq=after, limit=REPLAY_PAGE)
+                missing = [e for e in missing if (e.seq or 0) < before]
+                for event in missing:
+                    await ws.send_json(event.to_json())
+                    state["last"] = after = event.seq or after
+                if len(missing) < REPLAY_PAGE:
+                    return
 
         async def reader() -> None:
             while True:
