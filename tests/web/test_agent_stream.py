@@ -16,7 +16,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from inbox import pipeline
+from inbox import pipeline, store
 from inbox.agents import create_agent
 from inbox.types import Inbound
 from tests.conftest import make_settings
@@ -35,22 +35,28 @@ def inbound(text: str, *, sender: str = "+15550102030") -> Inbound:
 
 
 async def next_frame(ws: Any, kind: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
-    """The next frame (of `kind`, skipping heartbeats and other kinds)."""
-    while True:
-        frame: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        if frame.get("type") == "ping":
-            continue
-        if kind is None or frame.get("type") == kind:
-            return frame
+    """The next frame (of `kind`, skipping heartbeats and other kinds) within `timeout`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame: dict[str, Any] = json.loads(await ws.recv())
+            if frame.get("type") == "ping":
+                continue
+            if kind is None or frame.get("type") == kind:
+                return frame
 
 
-async def events(ws: Any, count: int) -> list[dict[str, Any]]:
-    """The next `count` seq-carrying events, in arrival order."""
+async def events(ws: Any, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+    """The next `count` seq-carrying events, in arrival order, within `timeout`."""
     out: list[dict[str, Any]] = []
-    while len(out) < count:
-        frame = await next_frame(ws)
-        if frame.get("seq") is not None and frame["type"] != "hello":
-            out.append(frame)
+    try:
+        async with asyncio.timeout(timeout):
+            while len(out) < count:
+                frame = json.loads(await ws.recv())
+                if frame.get("seq") is not None and frame["type"] != "hello":
+                    out.append(frame)
+    except TimeoutError:
+        raise AssertionError(f"expected {count} events, got {len(out)}: seqs "
+                             f"{[e['seq'] for e in out]}") from None
     return out
 
 
@@ -208,3 +214,18 @@ async def test_slow_agent_is_resynced_and_closed_while_others_receive_everything
         assert len(delivered) < count
         # The resync frame names the last seq it saw, so it can reconnect with ?since=.
         assert frames[-1]["seq"] == max(f["seq"] for f in frames[:-1] if f.get("seq"))
+
+
+async def test_concurrent_ingests_all_reach_a_live_agent(server: LiveServer, agent_token: str) -> None:
+    # Concurrent transactions may commit (and publish) in another order than their seqs
+    # were drawn; the stream must still deliver every event exactly once.
+    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as ws:
+        await next_frame(ws, "hello")
+        for round in range(4):
+            await asyncio.gather(*(
+                pipeline.ingest(server.rt, inbound(f"r{round} c{i}", sender=f"+1555010{i:04d}"))
+                for i in range(25)))
+        async with server.rt.sessions() as session:
+            stored = [e.seq for e in await store.events_after(session, seq=0)]
+        received = await events(ws, len(stored))
+    assert sorted(e["seq"] for e in received) == stored
