@@ -106,7 +106,7 @@ async def test_machine_mail_never_reopens_a_resolved_conversation(database_url: 
         assert conv.status == "resolved"
         assert len(relay.received) == sent_before
         assert not [m for m in await messages(srv.rt, Message.direction == "out")
-                    if not m.private and m.author_kind == "bot" and m.created_at > conv.resolved_at]  # type: ignore[operator]
+                    if not m.private and m.author_kind == "bot" and m.created_at > conv.resolved_at]
 
 
 async def _received(relay: SmtpSink, n: int) -> bool:

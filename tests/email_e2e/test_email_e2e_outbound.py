@@ -156,6 +156,7 @@ async def test_a_451_from_the_relay_is_retried_and_the_mail_arrives_once(
 
 async def _conversation(srv: LiveServer, cid: int) -> Conversation:
     [conv] = await rows(srv.rt, Conversation, Conversation.id == cid)
+    assert isinstance(conv, Conversation)
     return conv
 
 
