@@ -240,6 +240,20 @@ async def test_ingested_messages_appear_live_and_once_after_a_socket_drop(
     await expect(agent.locator(".msg.a-customer")).to_have_count(3)
     await expect(conv_item(agent, "Lee Park")).to_have_count(1)
 
+    # The server closes every agent socket (a resync, as after an overflow); the page
+    # resumes from its last seq and nothing sent meanwhile is lost.
+    before = await agent.evaluate("window.inboxDebug.socket.connects")
+    live.rt.hub.resync_all()
+    await pipeline.ingest(live.rt, sms("Still waiting..."))
+    for _ in range(100):  # (wait_for_function would need eval, which our CSP forbids)
+        if await agent.evaluate("window.inboxDebug.socket.connects") > before:
+            break
+        await agent.wait_for_timeout(100)
+    else:
+        raise AssertionError("the inbox did not reconnect after the server closed its socket")
+    await expect(agent.locator(".msg.a-customer", has_text="Still waiting...")).to_have_count(1)
+    await expect(agent.locator(".msg.a-customer")).to_have_count(4)
+
     # Actions round-trip through the API and come back as events.
     await agent.get_by_role("button", name="Take over from bot").click()
     await expect(agent.locator(".thread-meta")).to_contain_text("assigned to Sam Support")

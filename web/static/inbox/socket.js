@@ -16,6 +16,7 @@ export class AgentSocket {
     this.waitFor = null; // seq that marks "caught up" after a reconnect
     this.stopped = false;
     this.heldUntil = 0;
+    this.connects = 0; // sessions opened (hello received), for status and tests
   }
 
   /** Drop the connection as a network failure would, staying away for `ms` (tests, debugging). */
@@ -40,6 +41,7 @@ export class AgentSocket {
       try { ev = JSON.parse(e.data); } catch { return; }
       if (ev.type === "hello") {
         this.retry = 0;
+        this.connects += 1;
         this.onState("live");
         if (this.lastSeq === null) this.lastSeq = ev.seq;
         if (resuming) {
