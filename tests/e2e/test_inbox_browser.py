@@ -329,11 +329,8 @@ TEMPLATES = ({"name": "order_update", "language": "en", "label": "Order update",
 
 @pytest.fixture
 async def live_with_templates(sqlite_url: str) -> AsyncIterator[LiveServer]:
-    """Like `live`, with approved WhatsApp templates configured (when Settings knows them)."""
-    from inbox.settings import Settings
-
-    extra = {"whatsapp_templates": TEMPLATES} if hasattr(Settings, "whatsapp_templates") else {}
-    async with live_server(make_settings(sqlite_url, **extra)) as srv:
+    """Like `live`, with approved WhatsApp templates configured."""
+    async with live_server(make_settings(sqlite_url, whatsapp_templates=TEMPLATES)) as srv:
         await create_agent(srv.rt, email="sam@test.example", name="Sam Support", role="admin",
                            password=PASSWORD)
         yield srv
@@ -343,8 +340,6 @@ async def test_whatsapp_window_and_opt_out_are_shown_before_and_when_sending(
     live_with_templates: LiveServer, browser: Any
 ) -> None:
     from datetime import timedelta
-
-    from inbox.settings import Settings
 
     live = live_with_templates
 
@@ -366,9 +361,8 @@ async def test_whatsapp_window_and_opt_out_are_shown_before_and_when_sending(
     await open_conv(agent, "Old Chat")
     await expect(agent.locator(".channel-info")).to_contain_text("window is closed")
     await expect(agent.get_by_label("Approved template")).to_be_visible()
-    if hasattr(Settings, "whatsapp_templates"):
-        await expect(agent.get_by_label("Approved template")).to_have_value("order_update")
-        await expect(agent.get_by_label("order_number")).to_be_visible()
+    await expect(agent.get_by_label("Approved template")).to_have_value("order_update")
+    await expect(agent.get_by_label("order_number")).to_be_visible()
 
     await open_conv(agent, "Quiet Person")
     await expect(agent.locator("#panel .identities")).to_contain_text("opted out")

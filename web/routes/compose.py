@@ -37,6 +37,7 @@ async def window(request: Request) -> Response:
     """`GET /api/v1/conversations/{id}/window`: may a free-form reply go out now?
 
     Only WhatsApp has a window; other channels answer `{"applies": false, "open": true}`.
+    `templates` lists the approved WhatsApp templates an agent may send instead.
     """
     await require(request, *CONVERSATION_ROLES)
     cid = optional_int(request.path_params.get("id"), "id")
@@ -45,12 +46,13 @@ async def window(request: Request) -> Response:
     if conv is None:
         raise NotFound(f"conversation {cid} does not exist")
     if conv.channel != "whatsapp":
-        return JSONResponse({"applies": False, "open": True, "closes_at": None, "seconds_left": None})
+        return JSONResponse({"channel": conv.channel, "applies": False, "open": True,
+                             "closes_at": None, "seconds_left": None, "templates": []})
     state = window_state(conv.last_customer_at)
     # What may go instead while closed: the approved templates (INBOX_WHATSAPP_TEMPLATES).
-    templates = list(getattr(runtime(request).settings, "whatsapp_templates", ()) or ())
+    templates = list(runtime(request).settings.whatsapp_templates)
     return JSONResponse({
-        "applies": True, "open": state.open,
+        "channel": conv.channel, "applies": True, "open": state.open,
         "closes_at": state.closes_at.isoformat() if state.closes_at else None,
         "seconds_left": state.seconds_left,
         "templates": templates,
