@@ -108,12 +108,16 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
         now = utcnow()
         machine = bool(inbound.flags & MACHINE_FLAGS)
         events: list[EventOut] = []
+        # The contact event is written last with the others: add_event takes the event
+        # lock (PostgreSQL), and taking it before the conversation row update deadlocked
+        # with a concurrent message of the same customer holding that row.
+        contact_changed = False
         if FLAG_OPT_OUT in inbound.flags and not identity.opted_out:
             identity.opted_out, identity.opted_out_at = True, now
-            events.append(await _contact_event(session, contact))
+            contact_changed = True
         elif FLAG_OPT_IN in inbound.flags and identity.opted_out:
             identity.opted_out, identity.opted_out_at = False, None
-            events.append(await _contact_event(session, contact))
+            contact_changed = True
 
         conv, created = await _pick_conversation(
             rt, session, inbound, contact=contact, identity=identity, now=now, machine=machine
@@ -147,6 +151,8 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
             conv.subject = _no_nul(inbound.thread.subject[:500])
         await session.flush()
         summary = conversation_out(conv, contact_name=contact.name, last_message=message)
+        if contact_changed:
+            events.append(await _contact_event(session, contact))
         if created:
             events.append(await store.add_event(
                 session, type="conversation.created", conversation_id=conv.id,
