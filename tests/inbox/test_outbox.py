@@ -68,9 +68,9 @@ async def _dispatch_until_settled(rt: Runtime, message_id: int, *, passes: int =
     assert rt.dispatcher is not None
     for _ in range(passes):
         await rt.dispatcher.run_once()
-        message, row = await _state(rt, message_id)
+        _message, row = await _state(rt, message_id)
         if row.state in ("done", "failed"):
-            return message, row
+            return await _state(rt, message_id)  # both settled in one commit; read again
         await asyncio.sleep(0.05)
     raise AssertionError(f"outbox row still {row.state} after {passes} passes")
 
@@ -192,12 +192,13 @@ async def test_reply_stored_while_no_dispatcher_runs_is_sent_once_after_restart(
     after.dispatcher.start()
     try:
         await twilio_recorder.wait_for_async(1, timeout=10)
-        for _ in range(100):
-            message, row = await _state(after, mid)
+        for _ in range(200):
+            _message, row = await _state(after, mid)
             if row.state == "done":
                 break
             await asyncio.sleep(0.05)
         await after.dispatcher.run_once()  # one more pass finds nothing to send
+        message, row = await _state(after, mid)
     finally:
         await after.dispatcher.stop()
         await after.close()

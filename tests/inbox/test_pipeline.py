@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from pydantic import ValidationError
 from sqlalchemy.exc import StatementError
 
 from inbox import pipeline, store
@@ -235,10 +236,12 @@ async def test_email_reply_threads_by_in_reply_to_and_new_subject_starts_new(rt:
 
 
 async def test_failure_after_message_is_added_leaves_neither_message_nor_event(rt: Runtime) -> None:
-    # An opt-out writes a contact.updated event *before* the message; the message's meta
-    # cannot be stored as JSON, so its flush fails after that event row was written.
-    broken = sms("STOP", flags=frozenset({FLAG_OPT_OUT}), meta={"unserialisable": object()})
-    with pytest.raises(StatementError):
+    # A meta key that is an int stores fine as JSON (it becomes "1"), so the message row
+    # is inserted and the opt-out's contact.updated and the conversation.created event
+    # rows after it; building the message.created event then fails on that key. The
+    # whole step must roll back.
+    broken = sms("STOP", flags=frozenset({FLAG_OPT_OUT}), meta={1: "int key"})
+    with pytest.raises(ValidationError):
         await pipeline.ingest(rt, broken)
     assert await count(rt, Message) == 0
     assert await count(rt, Event) == 0
@@ -250,8 +253,20 @@ async def test_failure_after_message_is_added_leaves_neither_message_nor_event(r
     result = await pipeline.ingest(rt, fixed)
     assert not result.duplicate
     assert await count(rt, Message) == 1
-    assert [e.type for e in await rows(rt, Event)] == [
+    assert sorted(e.type for e in await rows(rt, Event)) == [
         "contact.updated", "conversation.created", "message.created"]
+    [identity] = await rows(rt, Identity)
+    assert identity.opted_out
+
+
+async def test_message_that_cannot_be_stored_leaves_no_rows(rt: Runtime) -> None:
+    first = await pipeline.ingest(rt, sms("hello"))
+    before = (await count(rt, Message), await count(rt, Event))
+    with pytest.raises(StatementError):
+        await pipeline.ingest(rt, sms("x", meta={"unserialisable": object()}))
+    assert (await count(rt, Message), await count(rt, Event)) == before
+    conv = await conversation(rt, first.conversation_id)
+    assert conv.unread_count == 1
 
 
 async def test_failed_ingest_publishes_nothing(rt: Runtime) -> None:
