@@ -9,11 +9,13 @@ so a contact created after the order still finds it.
     parse_order(data)          pure: validate and normalise one order (BadInput otherwise)
     upsert_order(rt, fields)   one transaction: insert or update by external_id
     orders_of_contact(...)     newest first, with how each order matched
+    StoredOrders               the table as an `OrderSource` (FAQ answers read it)
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -21,6 +23,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Column, Index, desc, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import Field, SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -254,6 +257,32 @@ async def orders_of_contact(session: AsyncSession, *, contact_id: int,
                               "phone" if order.customer_phone in phones else "contact")
         out.append(data)
     return out
+
+
+class StoredOrders:
+    """Our own order table as an `OrderSource` (the FAQ answers "where is my order?" from it)."""
+
+    name = "stored"
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, limit: int = 20) -> None:
+        self._sessions = sessions
+        self._limit = limit
+
+    async def orders_for(self, *, emails: Sequence[str], phones: Sequence[str]) -> list[dict[str, Any]]:
+        """Orders placed with any of these canonical emails or phones, newest first."""
+        conditions = []
+        if emails:
+            conditions.append(col(Order.customer_email).in_(list(emails)))
+        if phones:
+            conditions.append(col(Order.customer_phone).in_(list(phones)))
+        if not conditions:
+            return []
+        async with self._sessions() as session:
+            result = await session.exec(  # type: ignore[call-overload]
+                select(Order).where(or_(*conditions))
+                .order_by(desc(col(Order.placed_at)).nulls_last(), desc(col(Order.id)))
+                .limit(self._limit))
+            return [order_out(o) for o in result.scalars().all()]
 
 
 async def order_by_external_id(session: AsyncSession, *, external_id: str) -> Order | None:

@@ -25,6 +25,7 @@ import connectors
 from inbox.bus import Bus, LocalBus
 from inbox.db import make_engine, make_sessionmaker
 from inbox.hub import Hub
+from inbox.orders import StoredOrders
 from inbox.outbox import Dispatcher
 from inbox.redis_bus import RedisBus
 from inbox.ports import Responder
@@ -62,6 +63,7 @@ async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
     rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
                  bus=bus)
     rt.connectors = connectors.build_all(settings)
+    rt.order_sources.append(StoredOrders(rt.sessions))
     rt.responders = (responders or _default_responders)(settings)
     rt.dispatcher = Dispatcher(rt)
     await rt.bus.start()

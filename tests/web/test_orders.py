@@ -345,3 +345,20 @@ async def test_shopify_backfill_pages_through_the_admin_api(sqlite_url: str, adm
         await task
     assert [s["token"] for s in seen] == ["shpat_test", "shpat_test"]
     assert seen[0]["status"] == "any" and seen[1]["page_info"] == "1"
+
+
+async def test_stored_orders_answer_the_order_source_port_newest_first(
+    server: LiveServer, admin_token: str
+) -> None:
+    from inbox.orders import StoredOrders
+
+    for ext, placed, extra in (("s1", "2026-11-01T10:00:00Z", {"customer_phone": "+15550102030"}),
+                               ("s2", "2026-11-05T10:00:00Z", {"customer_email": "m@mail.example"}),
+                               ("s3", "2026-11-03T10:00:00Z", {"customer_phone": "+15550109999"})):
+        resp = await server.client.put(f"/api/v1/orders/{ext}", headers=server.auth(admin_token),
+                                       json={"number": ext, "placed_at": placed, **extra})
+        assert resp.status_code == 201
+    source = next(s for s in server.rt.order_sources if isinstance(s, StoredOrders))
+    found = await source.orders_for(emails=["m@mail.example"], phones=["+15550102030"])
+    assert [o["number"] for o in found] == ["s2", "s1"]
+    assert await source.orders_for(emails=[], phones=[]) == []
