@@ -142,3 +142,26 @@ async def test_a_sample_arrives_through_the_smtp_listener(database_url: str) -> 
         gmail = await by_thread_id(srv.rt, "<smtp." + parse_message(
             eml("talon_reply_gmail.eml"), our_addresses=()).thread.message_id[1:])  # type: ignore[index]
         assert re.sub(r"\s+", " ", gmail.text).strip() == "Hello"
+
+
+async def test_attachments_are_kept_and_downloadable(database_url: str) -> None:
+    from urllib.parse import unquote
+
+    from inbox.agents import create_agent
+
+    async with live_server(mail_settings(database_url)) as srv:
+        _agent, token = await create_agent(srv.rt, email="ann@shop.example", name="Ann", role="agent")
+        got = {}
+        for name in ("mail_attachment_pdf.eml", "mail_attachment_nonascii_filename.eml"):
+            assert (await post_mail(srv, eml(name))).status_code == 200
+            pid = parse_message(eml(name), our_addresses=(OURS,)).provider_message_id
+            [message] = await messages(srv.rt, Message.provider_message_id == pid)
+            [attachment] = message.attachments
+            response = await srv.client.get(f"/api/v1/files/{attachment['file_id']}", headers=srv.auth(token))
+            assert response.status_code == 200
+            disposition = response.headers["content-disposition"]
+            got[name] = (attachment["filename"], len(response.content), unquote(disposition.split("''", 1)[1]))
+        # mikel/mail asserts 1026 decoded bytes for the PDF and the filename ciële.txt.
+        assert got["mail_attachment_pdf.eml"][1] == 1026
+        assert got["mail_attachment_nonascii_filename.eml"][0] == "ciële.txt"
+        assert got["mail_attachment_nonascii_filename.eml"][2] == "ciële.txt"
