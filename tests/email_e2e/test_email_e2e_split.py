@@ -3,18 +3,32 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 import pytest
 
 from inbox.agents import create_agent
 from inbox.models import Message
-from tests.email_e2e.helpers import by_thread_id, mail, mail_settings, messages, post_mail
+from tests.email_e2e.helpers import (
+    SmtpSink,
+    by_thread_id,
+    eventually,
+    mail,
+    mail_settings,
+    messages,
+    post_mail,
+)
 from tests.support.server import live_server
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_an_agent_splits_a_new_topic_off_into_its_own_conversation(database_url: str) -> None:
-    async with live_server(mail_settings(database_url)) as srv:
+async def test_an_agent_splits_a_new_topic_off_into_its_own_conversation(
+    database_url: str, relay: SmtpSink
+) -> None:
+    settings = mail_settings(database_url, smtp_host="127.0.0.1", smtp_port=relay.port,
+                             smtp_starttls=False)
+    async with live_server(settings) as srv:
         _agent, token = await create_agent(srv.rt, email="ann@shop.example", name="Ann",
                                            role="agent", password="agent-password")
         auth = srv.auth(token)
@@ -51,6 +65,16 @@ async def test_an_agent_splits_a_new_topic_off_into_its_own_conversation(databas
         assert ("message.updated", new["id"]) in kinds
         assert ("conversation.updated", old) in kinds
 
+        # The agent's answer there replies to the split-off message, on its own token.
+        response = await srv.client.post(f"/api/v1/conversations/{new['id']}/messages", headers=auth,
+                                         json={"text": "Sure, send us the new address."})
+        assert response.status_code == 201, response.text
+        await eventually(lambda: _received(relay), what="the reply in the new conversation")
+        [sent] = relay.mails()
+        assert str(sent["In-Reply-To"]) == "<k2@example.com>"
+        token = parseaddr(str(sent["Reply-To"]))[1].split("@")[0].split("+", 1)[1]
+        assert srv.rt.connectors["email"].conversation_from_token(token) == new["id"]  # type: ignore[attr-defined]
+
         # The customer answers the split-off message: the reply follows it.
         reply = mail(sender="kim@example.com", subject="Re: Order 1001 missing",
                      text="The new address is Main St 5.", message_id="<k3@example.com>",
@@ -65,3 +89,7 @@ async def test_an_agent_splits_a_new_topic_off_into_its_own_conversation(databas
         note = [m for m in await messages(srv.rt, Message.conversation_id == old) if m.private][0]
         assert (await srv.client.post(f"/api/v1/messages/{note.id}/split", headers=auth)).status_code == 400
         assert (await srv.client.post(f"/api/v1/messages/{second.id}/split")).status_code == 401
+
+
+async def _received(relay: SmtpSink) -> bool:
+    return bool(relay.received)
