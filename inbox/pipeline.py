@@ -286,7 +286,9 @@ async def _email_candidate(
     rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact: Contact, now: datetime,
     machine: bool = False,
 ) -> Conversation | None:
-    """Email threading: headers, then our reply token, then subject within the window."""
+    """Email threading: headers (the parents it names, else replies to it that arrived
+    first), then our reply token, then subject + contact within the window. A person's
+    reply on a changed subject starts a new conversation."""
     hints = inbound.thread
     window = timedelta(hours=rt.settings.reopen_window_hours)
     conv = await store.conversation_by_thread_ids(session, channel="email",
