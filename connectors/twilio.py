@@ -107,6 +107,13 @@ OPTED_OUT_CODES = frozenset({21610})
 _PHONE = re.compile(r"\+?[0-9]{1,20}")
 _REFERRAL_KEY = re.compile(r"(?<!^)(?=[A-Z])")
 
+# Longest identifiers and addresses we accept (the store's column sizes, inbox/models.py);
+# Twilio's own are far shorter (SIDs are 34 characters, numbers at most 15 digits).
+MAX_ID = 500
+MAX_ADDRESS = 320
+MAX_ERROR_CODE = 50
+MAX_ERROR_TEXT = 1000
+
 # Retry-After of the last Twilio response in this task: TwilioRestException drops headers.
 _retry_after: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
 
@@ -190,6 +197,13 @@ def _without_nul(form: dict[str, list[str]]) -> dict[str, list[str]]:
     instead of a stored message). Signatures are checked on the form as received.
     """
     return {k.replace("\x00", ""): [v.replace("\x00", "") for v in vs] for k, vs in form.items()}
+
+
+def _bounded(value: str, limit: int, what: str) -> str:
+    """`value`, or UnsupportedPayload when it is longer than any real one can be."""
+    if len(value) > limit:
+        raise UnsupportedPayload(f"{what} is {len(value)} characters long; at most {limit} expected")
+    return value
 
 
 def _first(form: dict[str, list[str]], key: str) -> str:
@@ -300,6 +314,9 @@ class TwilioConnector:
             raise UnsupportedPayload(f"Twilio channel {prefix!r} is not supported")
         channel = "whatsapp" if prefix == "whatsapp" else "sms"
         recipient = _strip_prefix(_first(form, "To"))[0] or None
+        _bounded(sid, MAX_ID, "MessageSid")
+        _bounded(sender, MAX_ADDRESS, "From")
+        _bounded(recipient or "", MAX_ADDRESS, "To")
         text = _first(form, "Body").replace("\x00", "")
         meta = self._meta(form)
         if not text.strip():
@@ -415,6 +432,7 @@ class TwilioConnector:
                 f"expected a Twilio status callback with MessageSid and MessageStatus, got "
                 f"fields {sorted(form)[:20]}"
             )
+        _bounded(sid, MAX_ID, "MessageSid")
         status = STATUS_MAP.get(twilio_status)
         if status is None:
             if twilio_status not in INBOUND_STATUSES:
@@ -437,9 +455,9 @@ class TwilioConnector:
                 provider=self.provider,
                 provider_message_id=sid,
                 status=status,
-                error_code=code,
-                error_text=text,
-                recipient=to or None,
+                error_code=code[:MAX_ERROR_CODE] if code else None,
+                error_text=text[:MAX_ERROR_TEXT] if text else None,
+                recipient=(to or None) and to[:MAX_ADDRESS],
             )
         ]
 

@@ -64,6 +64,14 @@ RETRYABLE_CODES = frozenset({1, 2, 4, 17, 32, 613, 80007, 130429, 131000, 131016
                              131056, 133004})
 
 
+# Longest identifiers and addresses we accept (the store's column sizes, inbox/models.py);
+# real wamids are about 60 characters, wa_ids at most 15 digits.
+MAX_ID = 500
+MAX_ADDRESS = 320
+MAX_ERROR_CODE = 50
+MAX_ERROR_TEXT = 1000
+
+
 def _d(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -362,8 +370,25 @@ class WhatsAppCloudConnector:
             contacts = [c for c in _l(value.get("contacts")) if isinstance(c, dict)]
             for msg in _l(value.get("messages")):
                 if isinstance(msg, dict) and msg.get("id"):
-                    found.append(self._inbound(msg, metadata, contacts, value.get("errors")))
+                    inbound = self._inbound(msg, metadata, contacts, value.get("errors"))
+                    if self._fits(inbound):
+                        found.append(inbound)
         return found
+
+    @staticmethod
+    def _fits(inbound: Inbound) -> bool:
+        """Whether the ids and addresses are of a size real ones have (else: skipped, logged).
+
+        Skipped rather than refused: a 4xx would make Meta redeliver the whole batch,
+        the good messages with it, for days.
+        """
+        sizes = [(inbound.provider_message_id, MAX_ID), (inbound.sender, MAX_ADDRESS),
+                 (inbound.recipient or "", MAX_ADDRESS), (inbound.reply_from or "", MAX_ADDRESS)]
+        if all(len(value) <= limit for value, limit in sizes):
+            return True
+        log.warning("skipping a WhatsApp message with an oversized id or address: %.80r",
+                    inbound.provider_message_id)
+        return False
 
     def _inbound(
         self, msg: dict[str, Any], metadata: dict[str, Any], contacts: list[dict[str, Any]],
@@ -445,8 +470,8 @@ class WhatsAppCloudConnector:
                     provider=self.provider,
                     provider_message_id=_s(status["id"]),
                     status=ours,
-                    error_code=_s(error.get("code")) or None,
-                    error_text=text or None,
+                    error_code=_s(error.get("code"))[:MAX_ERROR_CODE] or None,
+                    error_text=text[:MAX_ERROR_TEXT] or None,
                     at=_when(status.get("timestamp")),
                     recipient=(_e164(recipient) if recipient.isdigit() else recipient) or None,
                 ))

@@ -86,13 +86,18 @@ async def test_window_api_follows_the_customers_last_message(env: ChannelEnv) ->
     assert (await env.api("GET", "/conversations/999999/window")).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="web/routes/compose.py (another engineer's) answers "
-                   '"applies" but not yet "channel" and "templates" (INBOX_WHATSAPP_TEMPLATES)')
 async def test_window_api_names_the_channel_and_offers_the_templates(env: ChannelEnv) -> None:
     wa = await twilio_conversation(env, "SMw-tpl", "+15550106003")
     await env.age_conversation(wa, hours=30)
     state = await env.get(f"/conversations/{wa}/window")
-    assert state["channel"] == "whatsapp" and state["templates"] == list(TEMPLATES)
+    assert state["channel"] == "whatsapp" and state["open"] is False
+    assert state["templates"] == list(TEMPLATES)
+    meta = await meta_conversation(env, "wamid.w-tpl", "15550106007")
+    state = await env.get(f"/conversations/{meta}/window")
+    assert state["channel"] == "whatsapp" and state["open"] is True and state["templates"] == list(TEMPLATES)
+    sms = await twilio_conversation(env, "SMw-tpl-sms", "+15550106008", whatsapp=False)
+    state = await env.get(f"/conversations/{sms}/window")
+    assert state["channel"] == "sms" and state["open"] is True and state["templates"] == []
 
 
 def assert_window_refusal(response: Any) -> None:

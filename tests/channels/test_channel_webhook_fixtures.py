@@ -573,3 +573,48 @@ async def test_nul_bytes_anywhere_in_a_payload_never_reach_the_database_as_a_500
             value["metadata"]["display_phone_number"] += "\x00"
         response = await env.post_meta(body)
         assert response.status_code < 500, (path, response.status_code, response.text)
+
+
+async def test_oversized_or_mistyped_fields_are_refused_or_stored_never_a_500(env: ChannelEnv) -> None:
+    """Every field of a real payload made 2,000 characters long, or of another JSON type.
+
+    PostgreSQL enforces the column lengths SQLite ignores; whatever a provider (or anyone
+    with a leaked secret) sends must end as 200 or a clear 4xx.
+    """
+    fixture = load(TWILIO_FIXTURES / "inbound" / "whatsapp_interactive_button_reply_call_permission_twilio-docs.json")
+    base = twilio_params(fixture)
+    base.update({"NumMedia": ["1"], "MediaUrl0": ["https://x.example/a.png"], "MediaContentType0": ["image/png"]})
+    for index, key in enumerate(sorted(base)):
+        form = {k: list(v) for k, v in base.items()}
+        form["MessageSid"] = [f"SMlong{index}"]
+        form[key] = ["9" * 2000]
+        response = await env.post_twilio(form)
+        assert response.status_code == 200 or 400 <= response.status_code < 500, (key, response.text)
+
+    cid = await _sms_conversation(env, "SMlong-in", "+15550109100")
+    for index, key in enumerate(["MessageSid", "MessageStatus", "ErrorCode", "ErrorMessage", "To", "From"]):
+        mid, sid = await _sent_reply(env, cid, f"long {index}")
+        params = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "30008",
+                  "ErrorMessage": "Unknown error", "To": "+15550109100", "From": BUSINESS}
+        params[key] = "7" * 2000
+        response = await env.post_twilio(params, path="/webhooks/twilio/status")
+        assert response.status_code == 204 or 400 <= response.status_code < 500, (key, response.text)
+
+    seed = load(META_FIXTURES / "messages" / "message_document_pywa.json")["body"]
+    status_seed = load(META_FIXTURES / "statuses" / "status_failed_pywa.json")["body"]
+    for kind, body_seed in (("message", seed), ("status", status_seed)):
+        value = body_seed["entry"][0]["changes"][0]["value"]
+        item = (value.get("messages") or value.get("statuses"))[0]
+        fields = [("metadata", k) for k in value["metadata"]] + [("item", k) for k in item]
+        for index, (where, key) in enumerate(fields):
+            for replacement in ("9" * 2000, {"nested": ["x"]}, 12345678901234567890, None):
+                body = copy.deepcopy(body_seed)
+                target_value = body["entry"][0]["changes"][0]["value"]
+                target_item = (target_value.get("messages") or target_value.get("statuses"))[0]
+                if kind == "message":
+                    target_item["id"] = f"wamid.long{index}"
+                target = target_value["metadata"] if where == "metadata" else target_item
+                target[key] = replacement
+                response = await env.post_meta(body)
+                assert response.status_code == 200 or 400 <= response.status_code < 500, \
+                    (kind, where, key, str(replacement)[:20], response.text)
