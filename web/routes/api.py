@@ -15,7 +15,7 @@ from inbox.agents import create_agent
 from inbox.errors import BadInput, Conflict, NotFound
 from inbox.models import Agent, Contact, Conversation, StoredFile
 from inbox.schemas import agent_out, contact_out, conversation_out, message_out
-from inbox.types import TemplateRef
+from inbox.types import CHANNELS, TemplateRef
 from web.auth import ALL_ROLES, CONVERSATION_ROLES, require
 from web.http import json_object, optional_int, runtime
 
@@ -52,6 +52,10 @@ async def list_conversations(request: Request) -> Response:
     handled_by = q.get("handled_by") or None
     if handled_by and handled_by not in ("bot", "human"):
         raise BadInput("handled_by must be bot or human")
+    channel = q.get("channel") or None
+    if channel and channel not in CHANNELS:
+        # An empty list would read as "no conversations on fax" rather than "no such channel".
+        raise BadInput(f"channel must be one of {', '.join(CHANNELS)}, got {channel!r}")
     assignee = q.get("assignee") or None
     assignee_id, unassigned = None, False
     if assignee == "me":
@@ -65,7 +69,7 @@ async def list_conversations(request: Request) -> Response:
     async with rt.sessions() as session:
         convs = await store.list_conversations(
             session, status=status, assignee_id=assignee_id, unassigned=unassigned,
-            channel=q.get("channel") or None, handled_by=handled_by,
+            channel=channel, handled_by=handled_by,
             contact_id=optional_int(q.get("contact_id"), "contact_id"),
             search=(q.get("q") or "").strip() or None, before=before, limit=limit + 1)
         page = convs[:limit]
