@@ -36,7 +36,9 @@ def _cursor_decode(cursor: str) -> tuple[datetime, int]:
 
 
 def _limit(request: Request, default: int = 50) -> int:
-    value = optional_int(request.query_params.get("limit"), "limit") or default
+    value = optional_int(request.query_params.get("limit"), "limit")
+    if value is None:  # not `or default`: limit=0 must be refused, not read as 50
+        value = default
     if not 1 <= value <= MAX_PAGE:
         raise BadInput(f"limit must be between 1 and {MAX_PAGE}")
     return value
