@@ -84,6 +84,9 @@ def optional_int(value: Any, name: str) -> int | None:
     """An integer parameter or None; `BadInput` naming the parameter otherwise."""
     if value is None or value == "":
         return None
+    if isinstance(value, (bool, float)):
+        # int(True) == 1 and int(1.9) == 1: a JSON true or 1.9 would silently name record 1.
+        raise BadInput(f"{name} must be a whole number, got {value!r}")
     try:
         return int(value)
     except (TypeError, ValueError):
