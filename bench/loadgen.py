@@ -77,6 +77,20 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (seconds)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -407,6 +421,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     measured_from = len(sent)
     await asyncio.sleep(0.3)
 
+    cpu0, own0 = cpu_seconds(pids), time.process_time()
     start = clock()
     deadline = start + args.duration
     if args.mode == "closed":
@@ -427,6 +442,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await one(poster, ids[i])
         await asyncio.gather(*[paced(k) for k in range(len(posters))])
     end = clock()
+    cpu1, own1 = cpu_seconds(pids), time.process_time()
 
     # Grace: wait until every active agent saw every acknowledged message.
     grace_end = clock() + args.grace
@@ -468,7 +484,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         close_codes=sorted({str(c) for a in agents for c in a.close_codes}),
         idle_dropped=sum(1 for w in idle if w.lost.done()),
         idle_frames=sum(w.frames for w in idle),
-        next_id=next(counter))
+        next_id=next(counter),
+        server_cpu_s=cpu1 - cpu0, loadgen_cpu_s=own1 - own0,
+        server_cpu_ms_per_msg=(cpu1 - cpu0) * 1000 / max(1, len(measured)) if pids else float("nan"),
+        loadavg=open("/proc/loadavg").read().split()[:3])
     if pids:
         out["rss_end_kib"] = rss_kib(pids)
     out["lost_sample"] = sorted(lost_msgs)[:20]

@@ -14,7 +14,8 @@ Scenarios:
   A  throughput, 1 worker, SQLite, 1 and 50 agents: product / reference (target >= 0.5)
   B  latency to 50 agents at a paced 100 msg/s (target p50 < 10 ms, p99 < 50 ms)
   C  2 workers, PostgreSQL + Redis: throughput, latency at 100 msg/s, nothing lost
-  D  idle agent sockets + 50 active at 100 msg/s: latency; server RSS per idle socket
+  D  RSS per idle agent socket (5,000); 50 active agents at 100 msg/s beside 5,000 idle
+     web-chat sockets (idle agent sockets receive every event: see scenario_idle)
   E  100k conversations / 1M messages (SQLite): list, keyset page, messages, search
 Every load run reports lost messages (acknowledged by 200, never seen by an agent).
 
@@ -199,11 +200,13 @@ class Ids:
 
 
 def loadgen(server: Server, ids: Ids, *, agents: int, mode: str, duration: float,
-            rate: float = 100.0, conns: int = 16, idle: int = 0, timeout: float = 300) -> dict[str, Any]:
+            rate: float = 100.0, conns: int = 16, idle: int = 0, grace: float = 10.0,
+            idle_path: str = "/ws/agent", warmup: int = 20, timeout: float = 300) -> dict[str, Any]:
     args = [PY, "-m", "bench.loadgen", "--base", server.base, "--agent-token", server.token,
             "--twilio-token", TWILIO_TOKEN, "--account-sid", ACCOUNT_SID, "--agents", str(agents),
             "--mode", mode, "--duration", str(duration), "--rate", str(rate), "--conns", str(conns),
-            "--idle", str(idle), "--first", str(ids.block()),
+            "--idle", str(idle), "--first", str(ids.block()), "--grace", str(grace),
+            "--idle-path", idle_path, "--warmup", str(warmup),
             "--server-pids", ",".join(str(p) for p in server.pids())]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                           preexec_fn=raised_nofile)
@@ -289,6 +292,8 @@ def scenario_throughput(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
         t.add(sc, "accepted webhooks/s product", f"{p['throughput']:.0f}/s")
         t.add(sc, "accepted webhooks/s reference", f"{r['throughput']:.0f}/s")
         t.add(sc, "ratio product / reference", f"{ratio:.3f}", ">= 0.5", ratio >= 0.5)
+        t.add(sc, "server CPU per message prod / ref",
+              f"{p['server_cpu_ms_per_msg']:.2f} / {r['server_cpu_ms_per_msg']:.2f} ms")
         t.add(sc, "latency p50 / p99 under full load", f"{p['lat_p50_ms']:.0f} / {p['lat_p99_ms']:.0f} ms")
         if not_200(p):
             t.add(sc, "product answers other than 200", not_200(p))
@@ -363,6 +368,7 @@ def scenario_two_workers(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
             redis_proc.terminate()
             redis_proc.wait(5)
     t.add(sc, "accepted webhooks/s, 50 agents", f"{thr['throughput']:.0f}/s")
+    t.add(sc, "server CPU per message (all workers)", f"{thr['server_cpu_ms_per_msg']:.2f} ms")
     t.add(sc, "latency p50 / p99 under full load", f"{thr['lat_p50_ms']:.0f} / {thr['lat_p99_ms']:.0f} ms")
     if not_200(thr):
         t.add(sc, "answers other than 200", not_200(thr))
@@ -374,22 +380,43 @@ def scenario_two_workers(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
 
 
 def scenario_idle(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
+    """Idle sockets. In the product (and the reference) every agent socket receives every
+    event, so N idle *agent* sockets at 100 msg/s is a fan-out of ~3 x 100 x N frames/s,
+    beyond 2 cores at N = 5,000 for both (measured once: see the report). So: RSS per idle
+    agent socket (connected, one message sent), then the latency of 50 active agents at
+    100 msg/s with N idle web-chat visitor sockets (`/ws/chat`), which stay idle."""
     n = cfg.idle
-    sc = f"D {n} idle + 50 active agents, 100/s"
+    ref = start_reference(tmp)
+    try:
+        ref_mem = loadgen(ref, Ids(), agents=1, mode="paced", rate=1, duration=1, idle=n,
+                          warmup=0, grace=5, timeout=600)
+    finally:
+        ref.stop()
+    # A fresh server for each measurement: memory freed by closed sockets stays in the
+    # process and would hide the next run's growth.
     prod = start_product("product-idle", tmp, f"sqlite+aiosqlite:///{tmp / 'idle.db'}")
     try:
-        r = loadgen(prod, Ids(), agents=50, mode="paced", rate=100, duration=cfg.idle_duration,
-                    idle=n, timeout=600)
+        mem = loadgen(prod, Ids(), agents=1, mode="paced", rate=1, duration=1, idle=n, warmup=0,
+                      grace=10, timeout=600)
     finally:
         prod.stop()
-    per = r.get("kib_per_idle", float("nan"))
-    t.add(sc, "idle sockets connected", f"{r.get('idle_connected', 0)} in {r.get('idle_connect_s', 0):.0f} s")
-    t.add(sc, "server RSS per idle socket", f"{per:.1f} KiB",
-          "")
-    t.add(sc, "server RSS before / after idle", f"{r['rss_before_kib'] / 1024:.0f} / {r['rss_after_kib'] / 1024:.0f} MiB")
+    prod = start_product("product-idle2", tmp, f"sqlite+aiosqlite:///{tmp / 'idle2.db'}")
+    try:
+        r = loadgen(prod, Ids(), agents=50, mode="paced", rate=100, duration=cfg.idle_duration,
+                    idle=n, idle_path="/ws/chat", grace=cfg.idle_grace, timeout=600)
+    finally:
+        prod.stop()
+    for name, m in (("product", mem), ("reference", ref_mem)):
+        sc = f"D {n} idle agent sockets ({name})"
+        t.add(sc, "connected", f"{m.get('idle_connected', 0)} in {m.get('idle_connect_s', 0):.0f} s")
+        t.add(sc, "server RSS per idle socket", f"{m.get('kib_per_idle', float('nan')):.1f} KiB")
+        t.add(sc, "server RSS before / after", f"{m['rss_before_kib'] / 1024:.0f} / "
+              f"{m['rss_after_kib'] / 1024:.0f} MiB")
+    sc = f"D {n} idle visitors + 50 agents, 100/s"
+    t.add(sc, "idle /ws/chat sockets connected", f"{r.get('idle_connected', 0)} in {r.get('idle_connect_s', 0):.0f} s")
+    t.add(sc, "server RSS per idle visitor socket", f"{r.get('kib_per_idle', float('nan')):.1f} KiB")
     latency_rows(t, sc, r)
     t.lost(sc, r)
-    t.add(sc, "idle sockets the server dropped", f"{r['idle_dropped']} of {r.get('idle_connected', 0)}")
     if r["reconnects"]:
         t.add(sc, "active agent resyncs (reconnect + since)", str(r["reconnects"]))
 
@@ -439,16 +466,21 @@ def scenario_big(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
         prod.stop()
 
 
-def main(argv: Sequence[str] = ()) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bench.scale_bench [--quick]` runs the full bench unless --quick;
+    `make bench` (`python -m bench`, which calls main() without arguments) runs the quick
+    one, since the full one takes about 7 minutes (SCALE_BENCH_FULL=1 for the full one)."""
     parser = argparse.ArgumentParser(prog="python -m bench.scale_bench")
     parser.add_argument("--quick", action="store_true", help="smaller and shorter")
     parser.add_argument("--only", default="", help="comma list of scenarios: A,C,D,E (A includes B)")
+    if argv is None:
+        argv = [] if os.environ.get("SCALE_BENCH_FULL") == "1" else ["--quick"]
     args = parser.parse_args(list(argv))
     full = not args.quick
     cfg = argparse.Namespace(
         duration=8.0 if full else 5.0, paced_duration=10.0 if full else 5.0, conns=16,
         idle=int(os.environ.get("BENCH_IDLE", 5000 if full else 1000)),
-        idle_duration=10.0 if full else 5.0,
+        idle_duration=10.0 if full else 5.0, idle_grace=10.0,
         big_conversations=100_000 if full else 20_000, big_messages=1_000_000 if full else 200_000,
         requests=50 if full else 20, search_requests=10 if full else 5)
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
@@ -457,6 +489,8 @@ def main(argv: Sequence[str] = ()) -> int:
     print(f"scale bench, {'FULL' if full else 'QUICK (python -m bench.scale_bench for the full run)'}: "
           f"closed-loop runs {cfg.duration:.0f} s x {cfg.conns} connections, paced runs "
           f"{cfg.paced_duration:.0f} s; load generator, servers, PostgreSQL and Redis share the cores.")
+    print(f"load average before: {' '.join(open('/proc/loadavg').read().split()[:3])} "
+          "(other work on the machine inflates every number below)")
     print("latency = just before the POST -> the message.created frame on each active agent socket; "
           "values 'p50 / p99'.\n", flush=True)
     t = Table()
@@ -473,8 +507,9 @@ def main(argv: Sequence[str] = ()) -> int:
             except Exception as exc:
                 t.add(f"{key} (error)", type(exc).__name__, str(exc)[:60])
                 print(str(exc)[-3000:], file=sys.stderr)
-    print(f"\n=== scale bench ({'full' if full else 'quick'}; {time.monotonic() - started:.0f} s; "
-          f"CPU: {cpu_name()}, {os.cpu_count()} cores) ===")
+    print(f"\n=== scale bench ({'FULL' if full else 'QUICK: python -m bench.scale_bench for the full run'}; "
+          f"{time.monotonic() - started:.0f} s; CPU: {cpu_name()}, {os.cpu_count()} cores; load average "
+          f"after: {' '.join(open('/proc/loadavg').read().split()[:3])}) ===")
     print(t.render())
     return 0
 
