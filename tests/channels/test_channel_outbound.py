@@ -276,3 +276,24 @@ async def test_concurrent_status_callbacks_never_move_a_message_backwards(env: C
         if final != "read":
             regressed.append(final)
     assert regressed == [], f"{len(regressed)} of 8 messages ended behind 'read': {regressed}"
+
+
+async def test_a_restarted_server_still_replies_from_the_conversations_phone_number_id(
+    env: ChannelEnv,
+) -> None:
+    """The phone_number_id is stored on the conversation, not only learned in memory."""
+    from tests.support.server import live_server
+
+    cid = await meta_in(env, "wamid.m-restart", "15550104003", "333333333333333", "15550003333", "Hi")
+    async with live_server(env.settings, dispatch=False) as fresh:  # a new process's connectors
+        response = await fresh.client.post(f"/api/v1/conversations/{cid}/messages",
+                                           json={"text": "Answer after a restart"},
+                                           headers=fresh.auth(env.token))
+        assert response.status_code == 201, response.text
+        mid = response.json()["id"]
+        assert fresh.rt.dispatcher is not None
+        await fresh.rt.dispatcher.run_once()
+    sent = await env.wait_sent(cid, mid)
+    [call] = [r for r in env.graph.requests if r.path.endswith("/messages")]
+    assert call.path == "/v21.0/333333333333333/messages" and call.json["to"] == "15550104003"
+    assert str(sent["provider_message_id"]).startswith("wamid.")

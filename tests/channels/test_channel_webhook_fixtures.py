@@ -618,3 +618,16 @@ async def test_oversized_or_mistyped_fields_are_refused_or_stored_never_a_500(en
                 response = await env.post_meta(body)
                 assert response.status_code == 200 or 400 <= response.status_code < 500, \
                     (kind, where, key, str(replacement)[:20], response.text)
+
+
+async def test_webhooks_of_an_unconfigured_provider_answer_a_clear_404(database_url: str) -> None:
+    from tests.conftest import make_settings
+
+    async with live_server(make_settings(database_url)) as server:
+        form = {"MessageSid": "SMnone", "From": "+15550109200", "Body": "hi"}
+        for method, path in [("POST", "/webhooks/twilio"), ("POST", "/webhooks/twilio/status"),
+                             ("GET", "/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=x&hub.challenge=y"),
+                             ("POST", "/webhooks/whatsapp")]:
+            response = await server.client.request(method, path, data=form if method == "POST" else None)
+            body = assert_4xx_json(response, path, status=404)
+            assert "not configured" in body["detail"], body
