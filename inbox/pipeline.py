@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -384,17 +386,25 @@ async def record_status(rt: Runtime, update: StatusUpdate) -> bool:
                                                      address=update.recipient)
         if message is None or message.direction != "out":
             return False
-        current = message.delivery_status or "pending"
+        # Compare-and-set, not read-modify-write: Twilio sends sent/delivered/read within
+        # milliseconds and they may be applied concurrently; a late one must lose.
+        cas = sa_update(Message).where(Message.id == message.id)  # type: ignore[arg-type]
         if update.status in _FINAL_FAILURES:
-            if current == update.status and message.error_code == update.error_code:
-                return True
-            message.delivery_status = update.status
-            message.error_code = update.error_code
-            message.error_text = update.error_text
+            cas = cas.where(or_(Message.delivery_status.is_(None),  # type: ignore[union-attr]
+                                Message.delivery_status != update.status,
+                                Message.error_code.is_distinct_from(update.error_code)))  # type: ignore[union-attr]
+            values = {"delivery_status": update.status, "error_code": update.error_code,
+                      "error_text": update.error_text}
         else:
-            if current in _FINAL_FAILURES or _PROGRESS.get(update.status, -1) <= _PROGRESS.get(current, -1):
-                return True
-            message.delivery_status = update.status
+            rank = _PROGRESS.get(update.status, -1)
+            behind = [state for state, r in _PROGRESS.items() if r < rank]
+            cas = cas.where(or_(Message.delivery_status.is_(None),  # type: ignore[union-attr]
+                                Message.delivery_status.in_(behind)))  # type: ignore[union-attr]
+            values = {"delivery_status": update.status}
+        changed = await session.exec(cas.values(**values))  # type: ignore[call-overload]
+        if changed.rowcount == 0:
+            return True
+        await session.refresh(message)
         event = await store.add_event(
             session, type="message.updated", conversation_id=message.conversation_id,
             payload={"message": message_out(message)})
@@ -490,7 +500,9 @@ async def _check_can_send(
 ) -> None:
     if conv.identity_id is not None:
         identity = await session.get(Identity, conv.identity_id)
-        if identity is not None and identity.opted_out:
+        # STOP is an SMS rule (carriers enforce it; Twilio error 21610): the same number
+        # can still be answered on WhatsApp, where the customer wrote to us.
+        if identity is not None and identity.opted_out and conv.channel == "sms":
             raise PolicyRefused(
                 f"{identity.raw or identity.value} has opted out of messages on this channel "
                 "(they can reply START to opt back in)",
@@ -709,8 +721,6 @@ async def identify_visitor(
     another contact, the visitor's identity and conversations move to that contact
     (the person is one person). Returns the contact id, or None for an unknown visitor.
     """
-    from sqlalchemy import update as sa_update
-
     address = canonical("email", email) if email else None
     async with rt.sessions() as session, session.begin():
         identity = await store.find_identity(session, kind="webchat", value=visitor)

@@ -260,8 +260,6 @@ async def test_meta_replies_leave_from_the_phone_number_id_the_customer_wrote_to
             ("failed", "131026", "Message undeliverable")
 
 
-@pytest.mark.xfail(strict=False, reason="race in inbox.pipeline.record_status: read-modify-write "
-                   "without a row lock or compare-and-set, so a concurrent 'sent' can overwrite 'read'")
 async def test_concurrent_status_callbacks_never_move_a_message_backwards(env: ChannelEnv) -> None:
     """Twilio sends sent/delivered/read within milliseconds; they may arrive at once."""
     cid = await sms_in(env, "SMo-race", "+15550103007", SHOP_US, "hi")

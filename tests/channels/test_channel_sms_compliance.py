@@ -95,9 +95,6 @@ async def test_keywords_on_whatsapp_are_ordinary_messages(env: ChannelEnv) -> No
     assert env.twilio.message_requests == []
 
 
-@pytest.mark.xfail(strict=True, reason="opt-out lives on the shared 'phone' identity, so SMS STOP also "
-                   "refuses WhatsApp replies (and START on WhatsApp is no keyword): inbox.pipeline."
-                   "_check_can_send should apply it to SMS only, or keep it per channel")
 async def test_sms_stop_does_not_silence_the_same_number_on_whatsapp(env: ChannelEnv) -> None:
     wa = await customer_says(env, "SMc-both-wa", "+15550105400", "Hi on WhatsApp", whatsapp=True)
     sms = await customer_says(env, "SMc-both-sms", "+15550105400", "STOP")

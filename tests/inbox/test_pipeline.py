@@ -296,11 +296,15 @@ async def test_stop_marks_identity_opted_out_and_replies_are_refused(rt: Runtime
     assert [m.direction for m in await rows(rt, Message)] == ["in"]
 
 
-async def test_opt_out_on_sms_also_refuses_whatsapp_to_the_same_number(rt: Runtime) -> None:
+async def test_opt_out_on_sms_leaves_whatsapp_to_the_same_number_open(rt: Runtime) -> None:
     wa = await pipeline.ingest(rt, sms("hi", channel="whatsapp"))
-    await pipeline.ingest(rt, sms("STOP", flags=frozenset({FLAG_OPT_OUT})))
+    text = await pipeline.ingest(rt, sms("STOP", flags=frozenset({FLAG_OPT_OUT})))
     with pytest.raises(PolicyRefused):
+        await pipeline.reply(rt, conversation_id=text.conversation_id, text="hello")
+    # STOP is an SMS rule: WhatsApp is refused only because no connector is configured.
+    with pytest.raises(Conflict) as exc:
         await pipeline.reply(rt, conversation_id=wa.conversation_id, text="hello")
+    assert exc.value.extra == {"reason": "channel_not_configured"}
 
 
 async def test_opted_out_customer_still_gets_private_notes_written(rt: Runtime) -> None:
