@@ -20,6 +20,7 @@ from inbox import pipeline, store
 from inbox.agents import create_agent
 from inbox.types import Inbound
 from tests.conftest import make_settings
+from tests.inbox.fast_db import admin_token, agent_token, database_url, sqlite_template  # noqa: F401
 from tests.support.server import LiveServer, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]

@@ -13,6 +13,7 @@ from inbox import pipeline
 from inbox.agents import create_agent
 from inbox.models import OutboxRow
 from inbox.types import Inbound, ThreadHints
+from tests.inbox.fast_db import admin_token, agent_token, database_url, sqlite_template  # noqa: F401
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.e2e

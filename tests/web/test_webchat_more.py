@@ -13,6 +13,7 @@ from itsdangerous import URLSafeSerializer
 
 from inbox import pipeline
 from inbox.types import Inbound, ThreadHints
+from tests.inbox.fast_db import admin_token, agent_token, database_url, sqlite_template  # noqa: F401
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.e2e
