@@ -153,9 +153,15 @@ class Dispatcher:
                 return
             outbound = await _outbound_for(session, conv, message)
             attempts = row.attempts
+            identity = await session.get(Identity, conv.identity_id) if conv.identity_id else None
         result: SendResult | None = None
         error: SendFailed | None = None
         try:
+            if identity is not None and identity.opted_out:
+                # reply() checks at store time; a row queued or retried before the STOP
+                # arrived must not go out after it (DESIGN: nothing until START).
+                raise SendFailed("not sent: the customer opted out after this was queued",
+                                 retryable=False)
             connector = rt.connector(conv.provider)
             result = await connector.send(outbound)
         except SendFailed as exc:
