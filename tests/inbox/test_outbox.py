@@ -20,7 +20,7 @@ from inbox.models import Identity, Message, OutboxRow
 from inbox.outbox import Dispatcher
 from inbox.runtime import Runtime
 from inbox.settings import Settings
-from inbox.types import Inbound, utcnow
+from inbox.types import FLAG_OPT_OUT, Inbound, utcnow
 from tests.conftest import make_settings
 from tests.fakes.twilio_recorder import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioRecorder
 from web.app import build_runtime
@@ -248,3 +248,20 @@ async def test_two_dispatchers_running_concurrently_send_each_message_once(
     for mid in ids:
         _message, row = await _state(rt, mid)
         assert row.state == "done" and row.attempts == 1
+
+
+async def test_reply_queued_before_the_customer_opted_out_is_never_sent(
+    rt: Runtime, twilio_recorder: TwilioRecorder
+) -> None:
+    # The first attempt fails and is retried later; STOP arrives in between.
+    twilio_recorder.fail_next(503)
+    mid = await _reply(rt)
+    assert rt.dispatcher is not None
+    await rt.dispatcher.run_once()
+    await pipeline.ingest(rt, Inbound(channel="sms", provider="twilio", provider_message_id="SMstop",
+                                      sender=CUSTOMER, sender_kind="phone", recipient=OUR_NUMBER,
+                                      text="STOP", flags=frozenset({FLAG_OPT_OUT})))
+    message, row = await _dispatch_until_settled(rt, mid)
+    assert len(twilio_recorder.message_requests) == 1  # only the failed first attempt
+    assert row.state == "failed" and message.delivery_status == "failed"
+    assert "opted out" in (message.error_text or "")
