@@ -719,13 +719,19 @@ async def identify_visitor(
 
     The email identity joins the visitor's contact; if that email already belongs to
     another contact, the visitor's identity and conversations move to that contact
-    (the person is one person). Returns the contact id, or None for an unknown visitor.
+    (the person is one person). A visitor who has not written yet gets a contact now.
+    Returns the contact id (None when there was nothing to record).
     """
     address = canonical("email", email) if email else None
     async with rt.sessions() as session, session.begin():
         identity = await store.find_identity(session, kind="webchat", value=visitor)
         if identity is None:
-            return None
+            if not address and not _clean_name(name):
+                return None
+            # Left before the first message: keep it (it was silently dropped), so the
+            # visitor's first message joins this contact by its webchat identity.
+            _contact, identity = await store.create_contact_with_identity(
+                session, kind="webchat", value=visitor, raw=visitor, name=None)
         contact = await _live_contact(session, identity.contact_id)
         cleaned = _clean_name(name)
         if cleaned and not contact.name:
