@@ -137,3 +137,16 @@ async def test_visitors_never_see_each_others_messages(server: LiveServer, agent
         assert (await next_frame(bob, "message"))["message"]["text"] == "for bob"
         with pytest.raises(TimeoutError):
             await next_frame(alice, "message", timeout=0.5)
+
+
+async def test_email_left_before_the_first_message_is_kept(server: LiveServer, agent_token: str) -> None:
+    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
+            websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
+        await next_frame(agent, "hello")
+        await next_frame(visitor, "welcome")
+        await visitor.send(json.dumps({"type": "identify", "email": "early@example.com"}))
+        await contact_event(agent, "email")
+        own = await say(visitor, "Now my question", "c1")
+    detail = (await server.client.get(f"/api/v1/conversations/{own['conversation_id']}",
+                                      headers=server.auth(agent_token))).json()
+    assert {(i["kind"], i["value"]) for i in detail["contact"]["identities"]} >= {("email", "early@example.com")}
