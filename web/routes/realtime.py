@@ -112,7 +112,9 @@ async def agent_socket(ws: WebSocket) -> None:
             current = await store.last_seq(session)
         await ws.send_json({"type": "hello", "seq": current, "agent": {
             "id": caller.id, "name": caller.name, "role": caller.role}})
-        last = current if since is None else since
+        # A since past the log (kept from before a database reset) would skip every live
+        # event up to it, silently; the client gets what is new from here instead.
+        last = current if since is None else min(since, current)
         if since is not None:
             while True:
                 async with rt.sessions() as session:
