@@ -46,7 +46,7 @@ async def next_frame(ws: Any, kind: str | None = None, timeout: float = 10.0) ->
                 return frame
 
 
-async def events(ws: Any, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+async def events(ws: Any, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The next `count` seq-carrying events, in arrival order, within `timeout`."""
     out: list[dict[str, Any]] = []
     try:
@@ -230,3 +230,14 @@ async def test_concurrent_ingests_all_reach_a_live_agent(server: LiveServer, age
             stored = [e.seq for e in await store.events_after(session, seq=0)]
         received = await events(ws, len(stored))
     assert sorted(e["seq"] for e in received) == stored
+
+
+async def test_since_beyond_the_log_still_streams_new_events(server: LiveServer, agent_token: str) -> None:
+    # A client that kept a seq from before the database was reset (or a garbled one).
+    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}&since=100000") as ws:
+        hello = await next_frame(ws, "hello")
+        assert hello["seq"] == 0
+        await pipeline.ingest(server.rt, inbound("after a reset"))
+        received = await events(ws, 2)
+    assert [e["type"] for e in received] == ["conversation.created", "message.created"]
+    assert [e["seq"] for e in received] == [1, 2]
