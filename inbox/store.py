@@ -26,6 +26,11 @@ from inbox.models import (
 from inbox.types import utcnow
 
 
+def like_escape(text: str) -> str:
+    """`text` with LIKE's wildcards escaped (use with `escape="\\"`)."""
+    return re.sub(r"([\\%_])", r"\\\1", text)
+
+
 # Arbitrary, fixed: the advisory lock that orders event commits on PostgreSQL.
 EVENT_LOCK_KEY = 727_001
 
@@ -243,17 +248,19 @@ async def list_conversations(
     if contact_id is not None:
         query = query.where(Conversation.contact_id == contact_id)
     if search:
-        like = f"%{search.strip().lower()}%"
+        # The agent's text is literal: "100%" or "red_shirt" must not act as wildcards.
+        like = "%" + like_escape(search.strip().lower()) + "%"
         contact_match = (
-            select(Identity.contact_id).where(func.lower(Identity.value).like(like))
-            .union(select(Contact.id).where(func.lower(Contact.name).like(like)))
+            select(Identity.contact_id).where(func.lower(Identity.value).like(like, escape="\\"))
+            .union(select(Contact.id).where(func.lower(Contact.name).like(like, escape="\\")))
         )
-        message_match = select(Message.conversation_id).where(func.lower(Message.text).like(like))
+        message_match = select(Message.conversation_id).where(
+            func.lower(Message.text).like(like, escape="\\"))
         query = query.where(
             or_(
                 Conversation.contact_id.in_(contact_match),  # type: ignore[attr-defined]
                 Conversation.id.in_(message_match),  # type: ignore[union-attr]
-                func.lower(Conversation.subject).like(like),
+                func.lower(Conversation.subject).like(like, escape="\\"),
             )
         )
     if before is not None:

@@ -239,10 +239,10 @@ async def list_contacts(request: Request) -> Response:
     async with rt.sessions() as session:
         query = select(Contact).where(Contact.merged_into_id.is_(None))  # type: ignore[union-attr]
         if search:
-            like = f"%{search}%"
+            like = "%" + store.like_escape(search) + "%"
             query = query.where(or_(
-                func.lower(Contact.name).like(like),
-                Contact.id.in_(select(Identity.contact_id).where(func.lower(Identity.value).like(like))),  # type: ignore[union-attr]
+                func.lower(Contact.name).like(like, escape="\\"),
+                Contact.id.in_(select(Identity.contact_id).where(func.lower(Identity.value).like(like, escape="\\"))),  # type: ignore[union-attr]
             ))
         result = await session.exec(query.order_by(desc(Contact.id)).limit(limit))  # type: ignore[call-overload]
         contacts = list(result.scalars().all())
