@@ -303,3 +303,16 @@ async def test_faq_editor_can_read_who_they_are_but_not_conversations(server: Li
     assert (await editor.get("/me"))["role"] == "faq_editor"
     error = await editor.get("/conversations", expect=403)
     assert error["error"] == "forbidden"
+
+
+async def test_search_treats_percent_and_underscore_as_plain_characters(
+    server: LiveServer, api: Api
+) -> None:
+    cotton = await ingest(server, sms("Is it 100% cotton?", sender="+15550102030"))
+    await ingest(server, sms("Is it 1000 cotton?", sender="+15550102031"))
+    sku = await ingest(server, sms("SKU red_shirt please", sender="+15550102032"))
+    await ingest(server, sms("SKU redXshirt please", sender="+15550102033"))
+    assert await api.ids(q="100%") == {cotton}
+    assert await api.ids(q="red_shirt") == {sku}
+    assert await api.ids(q="%") == {cotton}
+    assert (await api.get("/contacts", q="%"))["items"] == []
