@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from starlette.requests import HTTPConnection
 
@@ -69,7 +70,24 @@ async def require(conn: HTTPConnection, *roles: str, allow_query_token: bool = F
     method = conn.scope.get("method")
     if caller.via == "session" and method in _UNSAFE:
         check_csrf(conn, conn.headers.get("x-csrf-token"))
+    if caller.via == "session" and conn.scope.get("type") == "websocket":
+        check_origin(conn)
     return caller
+
+
+def check_origin(conn: HTTPConnection) -> None:
+    """Raise `Forbidden` for a cookie-authenticated socket opened by a page elsewhere.
+
+    Browsers attach the session cookie to a WebSocket handshake from another origin
+    (same-site pages even with SameSite=Lax) and sockets have no CSRF token, so without
+    this any page could read the agent event stream (cross-site WebSocket hijacking).
+    """
+    origin = conn.headers.get("origin")
+    if origin is None:  # not a browser
+        return
+    allowed = {conn.headers.get("host", ""), urlsplit(runtime(conn).settings.public_url).netloc}  # type: ignore[arg-type]
+    if urlsplit(origin).netloc not in allowed:
+        raise Forbidden(f"a session socket from {origin} is not allowed")
 
 
 def csrf_token(conn: HTTPConnection) -> str:
