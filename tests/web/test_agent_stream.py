@@ -241,3 +241,33 @@ async def test_since_beyond_the_log_still_streams_new_events(server: LiveServer,
         received = await events(ws, 2)
     assert [e["type"] for e in received] == ["conversation.created", "message.created"]
     assert [e["seq"] for e in received] == [1, 2]
+
+
+async def _session_cookie(server: LiveServer) -> str:
+    """Log in through the form; the session cookie as a Cookie header value."""
+    import re
+
+    import httpx
+
+    await create_agent(server.rt, email="web@test.example", name="Web", role="agent", password="web-password")
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        page = await client.get("/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf
+        resp = await client.post("/login", data={"csrf": csrf.group(1), "email": "web@test.example",
+                                                 "password": "web-password"})
+        assert resp.status_code == 303
+        return f"inbox_session={client.cookies['inbox_session']}"
+
+
+async def test_session_socket_from_another_site_is_refused(server: LiveServer) -> None:
+    cookie = await _session_cookie(server)
+    url = f"{server.ws_url}/ws/agent"
+    async with websockets.connect(url, additional_headers={"Cookie": cookie},
+                                  origin=server.base_url) as ws:  # type: ignore[arg-type]
+        assert (await next_frame(ws, "hello"))["agent"]["name"] == "Web"
+    # Cross-site WebSocket hijacking: a page elsewhere riding the agent's cookie.
+    with pytest.raises(InvalidStatus):
+        async with websockets.connect(url, additional_headers={"Cookie": cookie},
+                                      origin="https://evil.example"):  # type: ignore[arg-type]
+            pass
