@@ -103,7 +103,9 @@ async def test_sigkill_mid_traffic_keeps_every_acknowledged_webhook(tmp_path: Pa
 
         engine = make_engine(url)
         async with make_sessionmaker(engine)() as session:
+            # Customer messages only: the FAQ bot may have answered some of them.
             rows = (await session.exec(select(Message.provider_message_id, func.count())  # type: ignore[call-overload]
+                                       .where(Message.direction == "in")
                                        .group_by(Message.provider_message_id))).all()
         await engine.dispose()
         counts = dict(rows)
