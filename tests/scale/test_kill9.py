@@ -123,7 +123,7 @@ async def test_sigkill_mid_traffic_keeps_every_acknowledged_webhook(tmp_path: Pa
             async with asyncio.timeout(30):
                 while len(seen) < total:
                     frame = json.loads(await ws.recv())
-                    if frame["type"] == "message.created":
+                    if frame["type"] == "message.created" and frame["message"]["author"] == "customer":
                         seen.append(frame["message"]["text"])
         assert sorted(seen) == sorted(f"order question {i}" for i in range(total))
     finally:
