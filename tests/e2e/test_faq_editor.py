@@ -8,9 +8,7 @@ must show up as text, never run.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +27,6 @@ expect = playwright_api.expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 PASSWORD = "editor-password-1"
 HOSTILE = 'Is your leather vegan? <img src=x onerror="window.__xss=1">'
 
@@ -49,18 +44,6 @@ async def live(sqlite_url: str) -> AsyncIterator[LiveServer]:
                 sender=f"v_e2e{n}", sender_kind="webchat", text=text, recipient="webchat"))
         await srv.rt.drain()
         yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    async with playwright_api.async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def test_faq_editor_creates_entry_tries_message_and_covers_unanswered_group(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +26,6 @@ expect = playwright_api.expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 PASSWORD = "agent-password-1"
 XSS_FLAG = "window.__xss"
@@ -74,18 +70,6 @@ async def live(sqlite_url: str) -> AsyncIterator[LiveServer]:
         await create_agent(srv.rt, email="sam@test.example", name="Sam Support", role="admin",
                            password=PASSWORD)
         yield srv
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists() and not shutil.which("chromium"):
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    async with playwright_api.async_playwright() as p:
-        instance = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 class Watch:
