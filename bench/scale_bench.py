@@ -490,8 +490,8 @@ def scenario_big(t: Table, tmp: Path, cfg: argparse.Namespace) -> None:
         ]
         for label, url, n in probes:
             p50, p99, status = _time_get(url, prod.token, n)
-            target = "< 50 ms" if "search" not in label else "< 200 ms"
-            t.add(sc, label + f" (n={n})", f"{p50:.1f} / {p99:.1f}", "p99 " + target,
+            target = "< 50 ms*" if "search" not in label else "< 200 ms*"
+            t.add(sc, label + f" (n={n})", f"{p50:.1f} / {p99:.1f} ms", "p99 " + target,
                   status == 200 and p99 < (50 if "search" not in label else 200))
     finally:
         prod.stop()
@@ -542,6 +542,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{time.monotonic() - started:.0f} s; CPU: {cpu_name()}, {os.cpu_count()} cores; load average "
           f"after: {' '.join(open('/proc/loadavg').read().split()[:3])}) ===")
     print(t.render())
+    print("* E: this bench's budget for an interactive page (the issue sets no target there).")
     return 0
 
 
