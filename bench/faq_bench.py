@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -40,6 +41,7 @@ DATA_DIR = Path(os.environ.get("FAQ_BENCH_DIR") or REPO.parent / "shared/data/fa
 SHOP_FAQ = REPO / "faq/data/shop_faq.json"
 SHOP_QUERIES = REPO / "bench/data/shop_queries.json"
 OOS = None  # gold label of an out-of-scope query
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -341,39 +343,97 @@ def _adam(
     return w
 
 
-def _rank_grad(data: list[tuple[list[tuple[float, ...]], int]], l2: float):
+def _numpy():  # type: ignore[no-untyped-def]
+    """numpy when installed (only `--fit` uses it, to be fast; it is not a dependency
+    of the matcher), else None and the fit runs in plain Python."""
+    try:
+        import numpy  # type: ignore[import-not-found]
+
+        return numpy
+    except ImportError:
+        return None
+
+
+def _rank_grad(data: list[tuple[list[tuple[float, ...]], int, float]], l2: float):
+    """Gradient of the weighted softmax-over-candidates loss; `data` holds (candidate
+    features, index of the right candidate, weight), weights summing to 1."""
+    np = _numpy()
+    if np is not None:
+        width = max(len(feats) for feats, _, _ in data)
+        nf = len(data[0][0][0])
+        X = np.zeros((len(data), width, nf))
+        mask = np.zeros((len(data), width), bool)
+        gold = np.array([g for _, g, _ in data])
+        wt = np.array([x for _, _, x in data])
+        for qi, (feats, _, _) in enumerate(data):
+            X[qi, : len(feats)] = feats
+            mask[qi, : len(feats)] = True
+        rows = np.arange(len(data))
+
+        def np_grad(w: list[float]) -> tuple[float, list[float]]:
+            wv = np.array(w)
+            z = np.where(mask, X @ wv, -1e30)
+            z = z - z.max(1, keepdims=True)
+            e = np.where(mask, np.exp(z), 0.0)
+            tot = e.sum(1)
+            loss = float(-((z[rows, gold] - np.log(tot)) * wt).sum() + 0.5 * l2 * wv @ wv)
+            pr = e / tot[:, None]
+            g = (pr[..., None] * X).sum(1) - X[rows, gold]
+            return loss, list(wt @ g + l2 * wv)
+
+        return np_grad
+
     def grad(w: list[float]) -> tuple[float, list[float]]:
         g = [l2 * x for x in w]
         loss = 0.5 * l2 * sum(x * x for x in w)
-        for feats, gold in data:
+        for feats, gold, wq in data:
             zs = [sum(a * b for a, b in zip(w, f)) for f in feats]
             mx = max(zs)
             es = [math.exp(z - mx) for z in zs]
             tot = sum(es)
-            loss -= (zs[gold] - mx - math.log(tot)) / len(data)
+            loss -= (zs[gold] - mx - math.log(tot)) * wq
             for f, e in zip(feats, es):
                 pr = e / tot
                 for i, x in enumerate(f):
-                    g[i] += pr * x / len(data)
+                    g[i] += pr * x * wq
             for i, x in enumerate(feats[gold]):
-                g[i] -= x / len(data)
+                g[i] -= x * wq
         return loss, g
 
     return grad
 
 
-def _logit_grad(data: list[tuple[tuple[float, ...], int]], l2: float):
+def _logit_grad(data: list[tuple[tuple[float, ...], int, float]], l2: float):
+    """Gradient of the weighted logistic loss; `data` holds (features, label,
+    weight), weights summing to 1; the last coefficient is the bias."""
+    np = _numpy()
+    if np is not None:
+        X = np.array([x for x, _, _ in data], float)
+        y = np.array([yy for _, yy, _ in data], float)
+        wt = np.array([x for _, _, x in data])
+
+        def np_grad(w: list[float]) -> tuple[float, list[float]]:
+            wv = np.array(w)
+            z = np.clip(wv[-1] + X @ wv[:-1], -30.0, 30.0)
+            pr = 1 / (1 + np.exp(-z))
+            loss = float(-((y * np.log(pr + 1e-12) + (1 - y) * np.log(1 - pr + 1e-12)) * wt).sum())
+            d = (pr - y) * wt
+            g = np.append(X.T @ d + l2 * wv[:-1], d.sum())
+            return loss, list(g)
+
+        return np_grad
+
     def grad(w: list[float]) -> tuple[float, list[float]]:
         g = [l2 * x for x in w]
         g[-1] = 0.0
         loss = 0.0
-        for x, y in data:
+        for x, y, wq in data:
             z = w[-1] + sum(a * b for a, b in zip(w, x))
             pr = 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
-            loss -= (math.log(pr + 1e-12) if y else math.log(1 - pr + 1e-12)) / len(data)
+            loss -= (math.log(pr + 1e-12) if y else math.log(1 - pr + 1e-12)) * wq
             for i, xi in enumerate(x):
-                g[i] += (pr - y) * xi / len(data)
-            g[-1] += (pr - y) / len(data)
+                g[i] += (pr - y) * xi * wq
+            g[-1] += (pr - y) * wq
         return loss, g
 
     return grad
@@ -391,10 +451,27 @@ def _dev_scores(tasks: Sequence[Task]) -> list[list[tuple[list[tuple[float, ...]
     return out
 
 
+def _weighted(per_list: Sequence[tuple[Sequence[_T], float]]) -> list[tuple[_T, float]]:
+    """Every item of every (items, share) list with weight share / len(items), the
+    shares normalised to sum to 1: each task (or sub-FAQ) counts by its share, not by
+    its number of dev queries, and no query is left out."""
+    total = sum(share for items, share in per_list if items)
+    return [(x, share / total / len(items)) for items, share in per_list if items for x in items]
+
+
 def _balanced(per_task: list[list[object]], seed: int) -> list[object]:
     """The same number of dev queries from every task (the smallest task's count)."""
     cap = min(len(r) for r in per_task)
     return [x for rows in per_task for x in (random.Random(seed).sample(rows, cap) if len(rows) > cap else rows)]
+
+
+# (size, draw) of the sub-FAQs the confidence is fitted on besides each full FAQ
+# (None); half the FAQ is added per task. Tiny FAQs get several draws: with 5 entries
+# almost any message that shares a word has a huge margin over the rest, and only
+# such FAQs teach the confidence not to trust that margin alone.
+_SUB_FAQS: tuple[tuple[int | None, int], ...] = (
+    (None, 0), (5, 0), (5, 1), (5, 2), (10, 0), (10, 1), (25, 0),
+)
 
 
 def fit(tasks: Sequence[Task]) -> None:
@@ -408,31 +485,38 @@ def fit(tasks: Sequence[Task]) -> None:
     matcher_mod._RERANK = matcher_mod._POOL
     per_task = _dev_scores(tasks)
     matcher_mod._RERANK = keep
-    data = []
-    for feats, gold, ids in _balanced(per_task, 0):  # type: ignore[misc]
-        if gold in ids:
-            data.append(([f[:n1] for f in feats], ids.index(gold)))
+    data = [
+        ([f[:n1] for f in feats], ids.index(gold), wq)
+        for (feats, gold, ids), wq in _weighted([(rows, 1.0) for rows in per_task])
+        if gold in ids
+    ]
     w1 = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK1_WEIGHTS), steps=steps)
-    print("RANK1_WEIGHTS =", tuple(round(x, 3) for x in w1))
+    print("RANK1_WEIGHTS =", tuple(round(float(x), 3) for x in w1))
     matcher_mod.RANK1_WEIGHTS = tuple(w1)
     # Stage 2: all features over the candidates stage 1 keeps.
     per_task = _dev_scores(tasks)
-    data = [(feats, ids.index(gold)) for feats, gold, ids in _balanced(per_task, 0) if gold in ids]  # type: ignore[misc]
+    data = [
+        (feats, ids.index(gold), wq)
+        for (feats, gold, ids), wq in _weighted([(rows, 1.0) for rows in per_task])
+        if gold in ids
+    ]
     w = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK_WEIGHTS), steps=steps)
-    print("RANK_WEIGHTS =", tuple(round(x, 3) for x in w))
+    print("RANK_WEIGHTS =", tuple(round(float(x), 3) for x in w))
     matcher_mod.RANK_WEIGHTS = tuple(w)
     # Confidence: logistic regression "is the top-1 entry right?" (oos: never). Besides
-    # each full dev FAQ, random sub-FAQs (10, 25 entries, half the entries) are scored
+    # each full dev FAQ, random sub-FAQs (three of 5 entries, two of 10, one of 25 and
+    # one of half the entries) are scored
     # with dev queries: queries whose entry was left out become out-of-scope messages
     # that share words with the remaining entries, and the confidence learns to mean
     # the same on small FAQs as on large ones.
-    conf_rows: list[list[object]] = []
+    conf_rows: list[tuple[list[tuple[tuple[float, ...], int]], float]] = []
     for ti, task in enumerate(tasks):
-        for size in (None, 10, 25, len(task.docs) // 2):
-            docs = task.docs if size is None else random.Random(f"{ti}:{size}").sample(task.docs, size)
+        for size, draw in _SUB_FAQS + ((len(task.docs) // 2, 0),):
+            seed = f"{ti}:{size}" if draw == 0 else f"{ti}:{size}:{draw}"
+            docs = task.docs if size is None else random.Random(seed).sample(task.docs, size)
             ids = {d.id for d in docs}
             m = Matcher(docs)
-            rows2: list[object] = []
+            rows2: list[tuple[tuple[float, ...], int]] = []
             queries = task.dev
             if size is not None:
                 # Keep out-of-scope messages to a third of the in-scope ones (CLINC150
@@ -441,20 +525,20 @@ def fit(tasks: Sequence[Task]) -> None:
                 inside = [q for q in task.dev if q[1] in ids]
                 outside = [q for q in task.dev if q[1] not in ids]
                 k = min(len(outside), len(inside) // 3)
-                queries = inside + random.Random(f"{ti}:{size}:oos").sample(outside, k)
+                queries = inside + random.Random(f"{seed}:oos").sample(outside, k)
             for text, gold in queries:
                 scored = m.score(text)
                 if scored:
                     ok = gold in ids and scored[0][0] == gold
                     rows2.append((matcher_mod.calibration_features(scored, len(m)), int(ok)))
             # The full FAQs are what the benchmark measures: they weigh as much as
-            # the three sub-FAQs together.
-            conf_rows.extend([rows2] * (3 if size is None else 1))
-    conf_data = _balanced(conf_rows, 1)
-    nfeat = len(conf_data[0][0])  # type: ignore[index]
+            # their sub-FAQs together. Every dev query is used, weighted.
+            conf_rows.append((rows2, float(len(_SUB_FAQS)) if size is None else 1.0))
+    conf_data = [(x, y, wq) for (x, y), wq in _weighted(conf_rows)]
+    nfeat = len(conf_data[0][0])
     cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=2 * steps, lr=0.1)  # type: ignore[arg-type]
-    print("CONF_WEIGHTS =", tuple(round(x, 3) for x in cw[:-1]))
-    print("CONF_BIAS =", round(cw[-1], 3))
+    print("CONF_WEIGHTS =", tuple(round(float(x), 3) for x in cw[:-1]))
+    print("CONF_BIAS =", round(float(cw[-1]), 3))
     matcher_mod.CONF_WEIGHTS = tuple(cw[:-1])
     matcher_mod.CONF_BIAS = cw[-1]
     pooled: list[object] = []

@@ -229,3 +229,51 @@ def test_shop_auto_answers_are_precise_and_cover_half_at_default_threshold() -> 
             inscope_answered += gold is not None
     assert correct / answered >= 0.95
     assert inscope_answered / inscope >= 0.5
+
+
+# --- word, question-word and character-gram features ---------------------------------
+
+FEATURE_DOCS = [
+    FaqDoc("top-up", "How do I top up my account?", ("Can I add money to my account?",)),
+    FaqDoc("close", "How do I close my account?", ("I want to delete my account",)),
+    FaqDoc("oil-how", "How do I change my oil?", ("how to change the oil in my car",)),
+    FaqDoc("oil-when", "When should I change my oil?", ("when is my oil change due",)),
+    FaqDoc("bot-name", "What is your name?", ("what should I call you",)),
+    FaqDoc("balance", "What is my balance?", ("how much money is in my account",)),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("topup account", "top-up"),  # compound: only character grams link it
+        ("how can i change the oil", "oil-how"),  # question word decides
+        ("when do i need to change the oil next", "oil-when"),
+        ("what do they call you", "bot-name"),  # nearly all stop words
+        ("whats ur name", "bot-name"),
+    ],
+)
+def test_feature_phrasings_rank_the_right_entry_first(text: str, expected: str) -> None:
+    assert Matcher(FEATURE_DOCS).match(text).entry_id == expected
+
+
+def test_incremental_word_and_gram_frequencies_match_a_fresh_build() -> None:
+    m = Matcher(FEATURE_DOCS[:3])
+    for doc in FEATURE_DOCS[3:]:
+        m.upsert(doc)
+    m.upsert(FaqDoc("temp", "a temporary entry with unusual words: zyxw qwvu"))
+    m.upsert(FaqDoc("oil-how", "How do I change my oil?", ("how to change the oil in my car",)))
+    m.remove("temp")
+    fresh = Matcher(FEATURE_DOCS)
+    assert m._word_df == fresh._word_df
+    assert m._gram_df == fresh._gram_df
+    for text in ("topup account", "when is my oil change", "what is your name"):
+        assert m.match(text) == fresh.match(text)
+
+
+def test_confidence_never_exceeds_what_the_entry_explains(matcher: Matcher) -> None:
+    # Shares "return label" with an entry, but most of the message is elsewhere.
+    r = matcher.score("the return label link gives a 404")
+    eid, conf, feats = r[0]
+    assert eid == "return-label"
+    assert conf <= 3.0 * feats[2] < DEFAULT_THRESHOLD
