@@ -265,11 +265,14 @@ async def list_conversations(
         )
     if before is not None:
         at, cid = before
+        # The redundant `<=` lets the index serve a range scan from the cursor instead of
+        # scanning from the newest row down (10.9 ms -> 0.02 ms at rank 50,000).
         query = query.where(
+            Conversation.last_activity_at <= at,  # type: ignore[operator]
             or_(
                 Conversation.last_activity_at < at,
                 (Conversation.last_activity_at == at) & (Conversation.id < cid),  # type: ignore[operator]
-            )
+            ),
         )
     query = query.order_by(desc(Conversation.last_activity_at), desc(Conversation.id)).limit(limit)
     result = await session.exec(query)  # type: ignore[call-overload]
