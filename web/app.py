@@ -35,7 +35,7 @@ from web import migrate
 from web.errors import HANDLERS
 from web.mail_services import start_mail_services
 from web.middleware import SecurityHeaders
-from web.routes import api, compose, demo_sink, faq, orders, pages, realtime, webhooks
+from web.routes import api, compose, demo_sink, faq, media, orders, pages, realtime, webhooks
 from web.static_paths import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
     routes = [
         *demo_routes,
         Route("/healthz", healthz, methods=["GET"]),
-        *api.routes, *compose.routes, *orders.routes, *faq.routes,
+        *api.routes, *media.routes, *compose.routes, *orders.routes, *faq.routes,
         *realtime.routes,
         *webhooks.routes,
         *pages.routes,

@@ -18,6 +18,7 @@ from inbox.schemas import agent_out, contact_out, conversation_out, message_out
 from inbox.types import CHANNELS, TemplateRef
 from web.auth import ALL_ROLES, CONVERSATION_ROLES, require
 from web.http import json_object, optional_int, runtime
+from web.routes.media import file_response
 
 MAX_PAGE = 200
 
@@ -311,15 +312,8 @@ async def get_file(request: Request) -> Response:
         blob = await session.get(StoredFile, file_id)
     if blob is None:
         raise NotFound(f"file {file_id} does not exist")
-    filename = (blob.filename or f"attachment-{file_id}").replace('"', "")
-    from urllib.parse import quote
-
-    return Response(blob.data, media_type="application/octet-stream" if "html" in blob.content_type
-                    else blob.content_type, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename)}",
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "sandbox",
-    })
+    return file_response(blob.data, content_type=blob.content_type,
+                         filename=blob.filename or f"attachment-{file_id}")
 
 
 routes = [

@@ -33,7 +33,9 @@ function delivery(m) {
 function attachmentList(m) {
   if (!m.attachments || !m.attachments.length) return null;
   const items = m.attachments.map((a, i) => {
-    const href = a.file_id ? `/api/v1/files/${encodeURIComponent(a.file_id)}` : safeUrl(a.url);
+    // One route serves every kind: our stored bytes, Meta media ids, Twilio media.
+    const href = a.file_id || (a.url && (a.url.startsWith("meta-media:") || safeUrl(a.url)))
+      ? `/api/v1/messages/${encodeURIComponent(m.id)}/attachments/${i}` : null;
     const label = a.filename || a.content_type || `attachment ${i + 1}`;
     return el("li", {}, href
       ? el("a", { href, target: "_blank", rel: "noopener noreferrer" }, `📎 ${label}`)
