@@ -439,6 +439,66 @@ def _logit_grad(data: list[tuple[tuple[float, ...], int, float]], l2: float):
     return grad
 
 
+def _fit_conf_mlp(
+    data: list[tuple[tuple[float, ...], int, float]],
+    *,
+    hidden: int = 8,
+    l2: float = 1e-2,
+    steps: int = 1500,
+    lr: float = 0.02,
+) -> tuple[list[float], tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]:
+    """Weighted logistic regression with a small tanh hidden layer beside the linear
+    part, on standardised features (numpy, Adam, L2), returned in the matcher's
+    raw-feature form: (linear weights + bias, hidden rows, hidden biases, output
+    weights). On dev (2-fold) it orders confidences better than the linear model
+    alone: mean coverage@95 0.40 vs 0.38 over the four tasks."""
+    np = _numpy()
+    X = np.array([x for x, _, _ in data], float)
+    y = np.array([yy for _, yy, _ in data], float)
+    wt = np.array([w for _, _, w in data])
+    mu = X.mean(0)
+    sd = X.std(0) + 1e-9
+    Xs = (X - mu) / sd
+    rng = np.random.RandomState(0)
+    nf = X.shape[1]
+    P = {
+        "W1": rng.randn(nf, hidden) * 0.1, "b1": np.zeros(hidden),
+        "w2": rng.randn(hidden) * 0.1, "wl": np.zeros(nf), "b": np.zeros(1),
+    }
+    moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in P.items()}
+    for step in range(1, steps + 1):
+        h = np.tanh(Xs @ P["W1"] + P["b1"])
+        z = h @ P["w2"] + Xs @ P["wl"] + P["b"][0]
+        pr = 1 / (1 + np.exp(-np.clip(z, -30, 30)))
+        d = (pr - y) * wt
+        dh = np.outer(d, P["w2"]) * (1 - h * h)
+        g = {
+            "w2": h.T @ d + l2 * P["w2"], "wl": Xs.T @ d + l2 * P["wl"],
+            "b": np.array([d.sum()]), "W1": Xs.T @ dh + l2 * P["W1"], "b1": dh.sum(0),
+        }
+        for k in P:
+            m1, v1 = moments[k]
+            m1 = 0.9 * m1 + 0.1 * g[k]
+            v1 = 0.999 * v1 + 0.001 * g[k] ** 2
+            moments[k] = (m1, v1)
+            P[k] -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(v1 / (1 - 0.999**step)) + 1e-8)
+        if step % 300 == 0:
+            loss = -(wt * (y * np.log(pr + 1e-12) + (1 - y) * np.log(1 - pr + 1e-12))).sum()
+            print(f"  conf step {step}: loss {loss:.4f}", file=sys.stderr)
+    # Fold the standardisation in: w·(x - mu)/sd = (w/sd)·x - w·mu/sd.
+    wl = P["wl"] / sd
+    bias = float(P["b"][0] - (P["wl"] * mu / sd).sum())
+    W1 = P["W1"] / sd[:, None]
+    b1 = P["b1"] - (P["W1"] * (mu / sd)[:, None]).sum(0)
+    # L2 switches most hidden units off; keep only the live ones.
+    live = [j for j in range(hidden) if abs(P["w2"][j]) > 1e-3 and np.abs(P["W1"][:, j]).max() > 1e-4]
+    rows = tuple(tuple(float(v) for v in W1[:, j]) for j in live)
+    return (
+        [*map(float, wl), bias], rows, tuple(float(b1[j]) for j in live),
+        tuple(float(P["w2"][j]) for j in live),
+    )
+
+
 def _dev_scores(tasks: Sequence[Task]) -> list[list[tuple[list[tuple[float, ...]], str | None, list[str]]]]:
     out = []
     for task in tasks:
@@ -536,11 +596,23 @@ def fit(tasks: Sequence[Task]) -> None:
             conf_rows.append((rows2, float(len(_SUB_FAQS)) if size is None else 1.0))
     conf_data = [(x, y, wq) for (x, y), wq in _weighted(conf_rows)]
     nfeat = len(conf_data[0][0])
-    cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=2 * steps, lr=0.1)  # type: ignore[arg-type]
-    print("CONF_WEIGHTS =", tuple(round(float(x), 3) for x in cw[:-1]))
-    print("CONF_BIAS =", round(float(cw[-1]), 3))
+    hidden: tuple[tuple[float, ...], ...] = ()
+    hidden_bias: tuple[float, ...] = ()
+    out: tuple[float, ...] = ()
+    if _numpy() is not None:
+        cw, hidden, hidden_bias, out = _fit_conf_mlp(conf_data)
+    else:  # plain Python: the linear part only (slightly worse on dev)
+        cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=2 * steps, lr=0.1)
+    print("CONF_WEIGHTS =", tuple(round(float(x), 4) for x in cw[:-1]))
+    print("CONF_BIAS =", round(float(cw[-1]), 4))
+    print("CONF_HIDDEN =", tuple(tuple(round(float(x), 4) for x in row) for row in hidden))
+    print("CONF_HIDDEN_BIAS =", tuple(round(float(x), 4) for x in hidden_bias))
+    print("CONF_OUT =", tuple(round(float(x), 4) for x in out))
     matcher_mod.CONF_WEIGHTS = tuple(cw[:-1])
     matcher_mod.CONF_BIAS = cw[-1]
+    matcher_mod.CONF_HIDDEN = hidden
+    matcher_mod.CONF_HIDDEN_BIAS = hidden_bias
+    matcher_mod.CONF_OUT = out
     pooled: list[object] = []
     for task in tasks:
         m = Matcher(task.docs)
