@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -20,6 +22,13 @@ from inbox.types import Inbound, Outbound, SendResult, StatusUpdate, WebhookRequ
 
 MAX_TEXT = 5000  # characters in one visitor message (a chat line, not a document)
 
+# How many recently shown message ids to remember (a reply is dispatched within seconds).
+SHOWN_MEMORY = 10_000
+
+# Delivers a reply some other way (email) when the visitor has left; returns the
+# provider id of what it sent, or None when there is no other way.
+OfflineFallback = Callable[[Outbound], Awaitable[str | None]]
+
 
 class WebchatConnector:
     """Frames in, visitor tokens, and a no-op send (delivery is the hub's job)."""
@@ -27,8 +36,31 @@ class WebchatConnector:
     provider = "webchat"
     channels = ("webchat",)
 
-    def __init__(self, *, secret_key: str) -> None:
+    def __init__(self, *, secret_key: str, offline_fallback: OfflineFallback | None = None) -> None:
         self._signer = URLSafeSerializer(secret_key, salt="webchat-visitor")
+        self._online: Counter[str] = Counter()
+        self._shown: OrderedDict[int, None] = OrderedDict()
+        self.offline_fallback = offline_fallback
+
+    def shown(self, message_id: int) -> None:
+        """A visitor's socket has been handed message `message_id` (remember the latest)."""
+        self._shown[message_id] = None
+        while len(self._shown) > SHOWN_MEMORY:
+            self._shown.popitem(last=False)
+
+    def connected(self, visitor: str) -> None:
+        """A socket of `visitor` opened (in this process)."""
+        self._online[visitor] += 1
+
+    def disconnected(self, visitor: str) -> None:
+        """A socket of `visitor` closed."""
+        self._online[visitor] -= 1
+        if self._online[visitor] <= 0:
+            del self._online[visitor]
+
+    def is_online(self, visitor: str) -> bool:
+        """Whether `visitor` has a socket open in this process."""
+        return self._online[visitor] > 0
 
     def new_visitor(self) -> tuple[str, str]:
         """A fresh visitor id and its signed token."""
@@ -93,7 +125,13 @@ class WebchatConnector:
         raise UnsupportedPayload("web chat has no status callbacks")
 
     async def send(self, outbound: Outbound) -> SendResult:
-        """Accept the message: the visitor's socket receives it through the hub."""
+        """Deliver to the visitor's open socket (through the hub); when they have left and
+        gave an email, the offline fallback mails it so a late reply still reaches them."""
+        # Presence is per process: with several workers a visitor connected elsewhere may
+        # also get the mail (a duplicate, never a loss).
+        seen = outbound.message_id in self._shown or self.is_online(outbound.to)
+        if not seen and self.offline_fallback is not None:
+            await self.offline_fallback(outbound)
         return SendResult(provider_message_id=f"webchat-out:{outbound.message_id}", status="sent")
 
 

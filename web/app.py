@@ -34,6 +34,7 @@ from inbox.settings import Settings
 from web import migrate
 from web.errors import HANDLERS
 from web.mail_services import start_mail_services
+from web.webchat_fallback import email_fallback
 from web.middleware import SecurityHeaders
 from web.routes import api, compose, demo_sink, faq, media, orders, pages, realtime, webhooks
 from web.static_paths import STATIC_DIR
@@ -63,6 +64,9 @@ async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
     rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
                  bus=bus)
     rt.connectors = connectors.build_all(settings)
+    webchat: Any = rt.connectors.get("webchat")
+    if webchat is not None:
+        webchat.offline_fallback = email_fallback(rt)
     rt.order_sources.append(StoredOrders(rt.sessions))
     rt.responders = (responders or _default_responders)(settings)
     rt.dispatcher = Dispatcher(rt)

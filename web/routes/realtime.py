@@ -237,6 +237,7 @@ async def chat_socket(ws: WebSocket) -> None:
     await ws.accept()
     state: dict[str, Any] = {}
     sub = rt.hub.subscribe(_visitor_event(visitor, state))
+    connector.connected(visitor)  # type: ignore[attr-defined]
     try:
         conv_id, history = await _visitor_history(rt, visitor)
         state.setdefault("conversation_id", conv_id)
@@ -265,6 +266,7 @@ async def chat_socket(ws: WebSocket) -> None:
                     await ws.send_json({"type": "message",
                                         "conversation_id": event.conversation_id,
                                         "message": _visitor_message(msg)})
+                    connector.shown(msg["id"])  # type: ignore[attr-defined]
 
         bucket = TokenBucket(capacity=rt.settings.chat_burst, rate=rt.settings.chat_rate)
         strikes = 0
@@ -292,6 +294,7 @@ async def chat_socket(ws: WebSocket) -> None:
         pass
     finally:
         sub.close()
+        connector.disconnected(visitor)  # type: ignore[attr-defined]
 
 
 async def _visitor_frame(rt: Runtime, connector: Any, visitor: str, frame: Any,
