@@ -132,3 +132,25 @@ async def test_waiting_reader_wakes_when_an_event_arrives() -> None:
     await asyncio.sleep(0)
     hub.deliver(_event(7))
     assert (await asyncio.wait_for(waiter, 2)).seq == 7
+
+
+def test_topic_subscribers_get_only_their_customers_events_and_agents_get_all() -> None:
+    from inbox.hub import conversation_topic, customer_topic
+
+    hub = Hub(queue_size=10)
+    agent = hub.subscribe()
+    visitor = hub.subscribe(topics={customer_topic("webchat", "v_1")})
+    other = hub.subscribe(topics={customer_topic("webchat", "v_2")})
+    mine = EventOut(seq=1, type="message.created", conversation_id=7,
+                    payload={"conversation": {"channel": "webchat", "customer_address": "v_1"}})
+    typing = EventOut(seq=None, type="typing", conversation_id=7, payload={})
+    hub.deliver(mine)
+    hub.deliver(typing)
+    assert agent.get_nowait() == mine and agent.get_nowait() == typing
+    assert visitor.get_nowait() == mine and visitor.get_nowait() is None
+    assert other.get_nowait() is None
+    visitor.follow(conversation_topic(7))
+    hub.deliver(typing)
+    assert visitor.get_nowait() == typing
+    visitor.close()
+    assert hub.subscriber_count == 2 and conversation_topic(7) not in hub._index

@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from inbox import pipeline, store
 from inbox.errors import InboxError
 from inbox.events import EventOut
-from inbox.hub import Resync, Subscription
+from inbox.hub import Resync, Subscription, conversation_topic, customer_topic
 from inbox.models import Conversation
 from inbox.runtime import Runtime
 from web.auth import CONVERSATION_ROLES, require
@@ -187,6 +187,8 @@ def _visitor_event(visitor: str, state: dict[str, Any]) -> Any:
             if conv.get("channel") == "webchat" and conv.get("customer_address") == visitor \
                     and not msg.get("private"):
                 state["conversation_id"] = event.conversation_id
+                if state.get("sub") is not None and event.conversation_id is not None:
+                    state["sub"].follow(conversation_topic(event.conversation_id))
                 return True
             return False
         if event.type == "typing":
@@ -236,11 +238,15 @@ async def chat_socket(ws: WebSocket) -> None:
         visitor, token = connector.new_visitor()  # type: ignore[attr-defined]
     await ws.accept()
     state: dict[str, Any] = {}
-    sub = rt.hub.subscribe(_visitor_event(visitor, state))
+    sub = rt.hub.subscribe(_visitor_event(visitor, state),
+                           topics={customer_topic("webchat", visitor)})
+    state["sub"] = sub
     connector.connected(visitor)  # type: ignore[attr-defined]
     try:
         conv_id, history = await _visitor_history(rt, visitor)
         state.setdefault("conversation_id", conv_id)
+        if conv_id is not None:
+            sub.follow(conversation_topic(conv_id))
         seen = {m["id"] for m in history}
         await ws.send_json({"type": "welcome", "token": token, "conversation_id": conv_id,
                             "messages": history})
@@ -303,6 +309,7 @@ async def _visitor_frame(rt: Runtime, connector: Any, visitor: str, frame: Any,
     if inbound is not None:
         result = await pipeline.ingest(rt, inbound)
         state["conversation_id"] = result.conversation_id
+        state["sub"].follow(conversation_topic(result.conversation_id))
         return
     kind = frame.get("type")
     if kind == "typing" and state.get("conversation_id"):
