@@ -6,6 +6,7 @@ published only after commit, as an `EventOut`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -31,6 +32,14 @@ class EventOut:
     conversation_id: int | None
     payload: dict[str, Any] = field(default_factory=dict)
     created_at: datetime | None = None
+    # The encoded wire form, computed once however many sockets send it.
+    _text: list[str] = field(default_factory=list, compare=False, repr=False)
+
+    def wire(self) -> str:
+        """`to_json()` as compact JSON text (cached: encode once per process, not per socket)."""
+        if not self._text:
+            self._text.append(json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False))
+        return self._text[0]
 
     def to_json(self) -> dict[str, Any]:
         """The wire shape: `{"seq", "type", "conversation_id", **payload}`."""

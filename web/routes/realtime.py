@@ -120,7 +120,7 @@ async def agent_socket(ws: WebSocket) -> None:
                 async with rt.sessions() as session:
                     events = await store.events_after(session, seq=last, limit=REPLAY_PAGE)
                 for event in events:
-                    await ws.send_json(event.to_json())
+                    await ws.send_text(event.wire())
                     last = event.seq or last
                 if len(events) < REPLAY_PAGE:
                     break
@@ -146,7 +146,7 @@ async def agent_socket(ws: WebSocket) -> None:
                         # Send what committed in between from the log, in order, first.
                         await send_committed(state["last"], event.seq)
                     state["last"] = event.seq
-                await ws.send_json(event.to_json())
+                await ws.send_text(event.wire())
 
         async def send_committed(after: int, before: int) -> None:
             while after < before - 1:
@@ -154,7 +154,7 @@ async def agent_socket(ws: WebSocket) -> None:
                     missing = await store.events_after(session, seq=after, limit=REPLAY_PAGE)
                 missing = [e for e in missing if (e.seq or 0) < before]
                 for event in missing:
-                    await ws.send_json(event.to_json())
+                    await ws.send_text(event.wire())
                     state["last"] = after = event.seq or after
                 if len(missing) < REPLAY_PAGE:
                     return
