@@ -22,6 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import connectors
+from inbox import snooze
 from inbox.bus import Bus, LocalBus
 from inbox.db import make_engine, make_sessionmaker
 from inbox.hub import Hub
@@ -130,6 +131,15 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
 
 
 async def _start_extras(rt: Runtime) -> list[Callable[[], Any]]:
-    """Optional background services configured by the environment (SMTP, IMAP)."""
+    """Background services: snooze wake-ups, and the SMTP/IMAP ones when configured."""
     stops: list[Callable[[], Any]] = list(await start_mail_services(rt))
+    stop_event = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(snooze.run(rt, stop_event))
+
+    async def stop_snooze() -> None:
+        stop_event.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    stops.append(stop_snooze)
     return stops

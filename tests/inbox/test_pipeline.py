@@ -370,3 +370,23 @@ async def test_events_carry_increasing_seqs_replayable_from_the_log(rt: Runtime)
         assert await store.last_seq(session) == events[-1].seq
         later = await store.events_after(session, seq=events[1].seq or 0)
     assert later == events[2:]
+
+
+async def test_snoozed_conversation_reopens_by_itself_when_its_time_is_up(rt: Runtime) -> None:
+    from datetime import timedelta
+
+    from inbox import snooze
+    from inbox.types import utcnow
+
+    due = await pipeline.ingest(rt, sms("call me back tomorrow"))
+    later = await pipeline.ingest(rt, sms("and this one later", channel="whatsapp"))
+    await pipeline.set_status(rt, conversation_id=due.conversation_id, status="snoozed",
+                              snoozed_until=utcnow() - timedelta(seconds=1))
+    await pipeline.set_status(rt, conversation_id=later.conversation_id, status="snoozed",
+                              snoozed_until=utcnow() + timedelta(hours=1))
+    assert await snooze.wake_due(rt) == 1
+    convs = {c.id: c for c in await rows(rt, Conversation)}
+    assert convs[due.conversation_id].status == "open"
+    assert convs[due.conversation_id].snoozed_until is None
+    assert convs[later.conversation_id].status == "snoozed"
+    assert await snooze.wake_due(rt) == 0
