@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import websockets
 
-from inbox import pipeline
 from tests.channels.conftest import ChannelEnv
 from tests.fakes.graph_recorder import text_webhook
 
@@ -117,12 +116,14 @@ async def test_each_reply_leaves_from_the_business_number_the_customer_wrote_to(
     assert (await env.twilio.status_callback_async(sids[2], "read")).status_code == 204
     assert (await env.message(wa, sent_ids[2]))["delivery_status"] == "read"
 
-    # Media go as MediaUrl (one per attachment); the API reply takes no attachments yet,
-    # so this one goes through the same pipeline call the API makes.
+    # Media go as MediaUrl (one per attachment), from the agent's API reply.
     media = [{"content_type": "image/jpeg", "url": "https://cdn.shop.example/receipt.jpg"},
              {"content_type": "application/pdf", "url": "https://cdn.shop.example/invoice.pdf"}]
-    out = await pipeline.reply(env.server.rt, conversation_id=us, text="Your receipt", attachments=media)
-    await env.wait_sent(us, out["id"])
+    resp = await env.reply(us, "Your receipt", attachments=media)
+    assert resp.status_code == 201, resp.text
+    await env.wait_sent(us, resp.json()["id"])
+    bad = await env.reply(us, "x", attachments=[{"url": "file:///etc/passwd"}])
+    assert bad.status_code == 400 and "attachment 0" in bad.json()["detail"]
     [form] = [m for m in env.twilio.messages if first(m, "Body") == "Your receipt"]
     assert form["MediaUrl"] == [a["url"] for a in media]
     assert first(form, "From") == SHOP_US and first(form, "To") == "+15550103001"

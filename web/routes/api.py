@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import urlsplit
 from datetime import datetime
 from typing import Any
 
@@ -144,6 +145,32 @@ def _template(data: dict[str, Any]) -> TemplateRef | None:
                        variables={str(k): str(v) for k, v in variables.items()})
 
 
+MAX_ATTACHMENTS = 10  # WhatsApp and MMS take one media per message; Twilio up to 10
+
+
+def _attachments(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Media to send by URL (providers fetch them): `[{"url", "content_type", "filename"?}]`."""
+    raw = data.get("attachments")
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_ATTACHMENTS:
+        raise BadInput(f'"attachments" must be a list of at most {MAX_ATTACHMENTS} objects')
+    items = []
+    for n, item in enumerate(raw):
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") \
+                or not urlsplit(url).hostname:
+            raise BadInput(f"attachment {n}: needs an http(s) \"url\" the provider can fetch")
+        content_type = item.get("content_type") or "application/octet-stream"
+        filename = item.get("filename")
+        if not isinstance(content_type, str) or "/" not in content_type:
+            raise BadInput(f'attachment {n}: "content_type" must be a MIME type like image/jpeg')
+        if filename is not None and not isinstance(filename, str):
+            raise BadInput(f'attachment {n}: "filename" must be a string')
+        items.append({"url": url, "content_type": content_type, "filename": filename})
+    return items
+
+
 async def post_message(request: Request) -> Response:
     caller = await require(request, *CONVERSATION_ROLES)
     rt = runtime(request)
@@ -157,7 +184,8 @@ async def post_message(request: Request) -> Response:
         raise BadInput('"private" must be true or false')
     try:
         message = await pipeline.reply(rt, conversation_id=cid, text=text, author_kind="agent",
-                                       agent_id=caller.id, private=private, template=_template(data))
+                                       agent_id=caller.id, private=private, template=_template(data),
+                                       attachments=_attachments(data))
     except Conflict as exc:
         if exc.extra.get("reason") != "whatsapp_window_closed":
             raise
