@@ -142,7 +142,7 @@ DEFAULT_THRESHOLD: float = 0.839
 # sharing a term for 99 % / 91 %.
 _POOL = 24
 # How many of those are re-ranked with the slower features as well (surface words,
-# rapidfuzz, character grams); 12 is 0.3 points better on dev and 25 % slower.
+# rapidfuzz, character grams); 12 is no better on dev (refitted) and 25 % slower.
 _RERANK = 8
 # Confidence never exceeds this multiple of the share of the message's term weight
 # the entry covers (chosen on dev: 3 keeps dev coverage@95 within 0.01).
