@@ -37,7 +37,7 @@ from web.errors import HANDLERS
 from web.mail_services import start_mail_services
 from web.webchat_fallback import email_fallback
 from web.middleware import SecurityHeaders
-from web.routes import api, compose, demo_sink, faq, media, orders, pages, realtime, webhooks
+from web.routes import api, canned, compose, demo_sink, faq, media, merge, orders, pages, realtime, webhooks
 from web.static_paths import STATIC_DIR
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
         *demo_routes,
         Route("/healthz", healthz, methods=["GET"]),
         *api.routes, *media.routes, *compose.routes, *orders.routes, *faq.routes,
+        *canned.routes, *merge.routes,
         *realtime.routes,
         *webhooks.routes,
         *pages.routes,

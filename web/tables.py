@@ -11,5 +11,6 @@ from sqlmodel import SQLModel
 import faq.store  # noqa: F401
 import inbox.models  # noqa: F401
 import inbox.orders  # noqa: F401
+from inbox import canned, merge  # noqa: F401  (canned_response, contact_merge)
 
 metadata = SQLModel.metadata

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from inbox import pipeline, store
 from inbox.agents import create_agent
 from inbox.errors import BadInput, Conflict, NotFound
+from inbox.merge import live_contact
 from inbox.models import Agent, Contact, Conversation, StoredFile
 from inbox.schemas import agent_out, contact_out, conversation_out, message_out
 from inbox.types import CHANNELS, TemplateRef
@@ -284,12 +285,15 @@ async def get_contact(request: Request) -> Response:
     rt = runtime(request)
     contact_id = _path_id(request)
     async with rt.sessions() as session:
-        contact = await session.get(Contact, contact_id)
+        # A merged contact answers with the live one that now owns its addresses.
+        contact = await live_contact(session, contact_id=contact_id)
         if contact is None:
             raise NotFound(f"contact {contact_id} does not exist")
-        identities = await store.identities_of(session, contact_id=contact_id)
-        convs = await store.conversations_of_contact(session, contact_id=contact_id)
+        identities = await store.identities_of(session, contact_id=contact.id or 0)
+        convs = await store.conversations_of_contact(session, contact_id=contact.id or 0)
     data = contact_out(contact, identities)
+    if contact.id != contact_id:
+        data["merged_into"] = contact.id
     data["conversations"] = [conversation_out(c, contact_name=contact.name) for c in convs]
     return JSONResponse(data)
 
