@@ -1,6 +1,8 @@
 // The reply box of one conversation: channel state (SMS segments, WhatsApp window and
-// templates, opt-out), private notes, Ctrl/Cmd+Enter, and the server's refusals shown.
+// templates, opt-out), private notes, Ctrl/Cmd+Enter, "/" for canned responses, and the
+// server's refusals shown.
 import { api, query } from "./api.js";
+import { CannedPicker } from "./canned_picker.js";
 import { debounce, el } from "./dom.js";
 import { channelLabel } from "./icons.js";
 
@@ -27,12 +29,15 @@ export class Composer {
     this.templateBox = el("div", { class: "template", hidden: true });
     this.setTemplates([]);
     const label = el("label", { for: "reply-text", id: "reply-label" }, `Reply by ${channelLabel(c.channel)}`);
+    this.canned = new CannedPicker(this.input, {
+      onPick: () => { if (this.conv.channel === "sms") this.countSegments(); },
+    });
     form.append(
-      this.channelInfo, label, this.input,
+      this.channelInfo, label, el("div", { class: "compose-box" }, this.input, this.canned.list),
       el("div", { class: "compose-row" },
         el("label", { class: "check" }, this.privateBox, " Private note"),
         this.counter,
-        el("span", { id: "compose-hint", class: "muted" }, "Ctrl/⌘+Enter to send"),
+        el("span", { id: "compose-hint", class: "muted" }, "Ctrl/⌘+Enter to send · / for canned responses"),
         this.sendButton),
       this.templateBox, this.error);
     form.addEventListener("submit", (e) => { e.preventDefault(); this.send(); });

@@ -1,4 +1,5 @@
-// The customer panel: who this is, their addresses (and opt-outs), other conversations, orders.
+// The customer panel: who this is, possible duplicates (merge, undo), their addresses
+// (and opt-outs), other conversations, orders.
 import { api } from "./api.js";
 import { el, safeUrl, when } from "./dom.js";
 import { channelBadge } from "./icons.js";
@@ -52,18 +53,62 @@ function orderCard(o, onInsert) {
       "aria-label": `Insert status of order ${o.number} into reply` }, "Insert into reply"));
 }
 
-export async function renderPanel(container, contactId, { currentId, onOpen, onInsert }) {
+// Merges made from this page, by the contact they went into: the "Undo merge" button
+// survives the panel's re-renders (every contact.updated event re-renders it).
+const recentMerges = new Map();
+let renders = 0;
+
+function mergeSection(contact, duplicates, rerender) {
+  const status = el("p", { class: "compose-error", role: "alert" });
+  const run = async (fn) => {
+    status.textContent = "";
+    try { await fn(); } catch (err) { status.textContent = err.message; return; }
+    rerender();
+  };
+  const undo = recentMerges.get(contact.id);
+  const lines = [];
+  if (undo) {
+    lines.push(el("p", { class: "merged-note", role: "status" },
+      `Merged ${undo.name} into this customer.`,
+      el("button", { type: "button", onclick: () => run(async () => {
+        try {
+          await api(`/api/v1/merges/${undo.record.id}/undo`, { method: "POST" });
+        } finally {
+          recentMerges.delete(contact.id);
+        }
+      }) }, "Undo merge")));
+  }
+  const items = duplicates.map((d) => {
+    const name = d.contact.name || (d.contact.identities[0] && (d.contact.identities[0].raw || d.contact.identities[0].value)) || `contact ${d.contact.id}`;
+    return el("li", { class: "duplicate" },
+      "Possible duplicate: ", el("strong", {}, name), ` (${d.reason})`,
+      el("button", { type: "button", "aria-label": `Merge ${name} into this customer`, onclick: () => run(async () => {
+        const record = await api(`/api/v1/contacts/${d.contact.id}/merge`, { method: "POST", body: { into: contact.id } });
+        recentMerges.set(contact.id, { record, name });
+      }) }, "Merge"));
+  });
+  if (!lines.length && !items.length) return null;
+  return el("section", { "aria-label": "Possible duplicates", class: "dup-section" },
+    ...lines, items.length ? el("ul", { class: "duplicates" }, ...items) : null, status);
+}
+
+export async function renderPanel(container, contactId, options) {
+  const { currentId, onOpen, onInsert } = options;
+  const render = ++renders;
   container.replaceChildren(el("p", { class: "muted" }, "Loading customer…"));
-  let contact, orders;
+  let contact, orders, duplicates;
   try {
-    [contact, orders] = await Promise.all([
+    [contact, orders, duplicates] = await Promise.all([
       api(`/api/v1/contacts/${contactId}`),
       api(`/api/v1/contacts/${contactId}/orders`).catch(() => ({ items: [], unavailable: true })),
+      api(`/api/v1/contacts/${contactId}/duplicates`).catch(() => ({ items: [] })),
     ]);
   } catch (err) {
-    container.replaceChildren(el("p", { class: "compose-error", role: "alert" }, err.message));
+    if (render === renders) container.replaceChildren(el("p", { class: "compose-error", role: "alert" }, err.message));
     return;
   }
+  if (render !== renders) return; // a newer render (another conversation, an event) won
+  const merges = mergeSection(contact, duplicates.items || [], () => renderPanel(container, contactId, options));
   const identities = contact.identities.map((i) => el("li", { class: i.opted_out ? "opted-out" : "" },
     el("span", { class: "muted" }, `${KIND_LABEL[i.kind] || i.kind}: `),
     el("span", { class: "ident" }, i.raw || i.value),
@@ -74,6 +119,7 @@ export async function renderPanel(container, contactId, { currentId, onOpen, onI
   const orderItems = (orders.items || []).map((o) => orderCard(o, onInsert));
   container.replaceChildren(
     el("h2", { id: "panel-name" }, contact.name || "Unnamed customer"),
+    ...(merges ? [merges] : []),
     el("section", { "aria-labelledby": "p-ident" },
       el("h3", { id: "p-ident" }, "Addresses"), el("ul", { class: "identities" }, ...identities)),
     el("section", { "aria-labelledby": "p-convs" },
