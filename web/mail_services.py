@@ -9,6 +9,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import text
+
 from connectors.email.imap_poller import ImapCursor, ImapPoller, ImapSettings
 from connectors.email.smtp_listener import start_smtp_server
 from inbox import pipeline
@@ -61,6 +63,39 @@ def _cursor_store(rt: Runtime, key: str) -> tuple[Callable[[], Awaitable[ImapCur
     return load, save
 
 
+# The PostgreSQL advisory lock naming "the worker that polls IMAP" (arbitrary, fixed).
+IMAP_LEADER_LOCK = 727_002
+
+
+async def _run_as_leader(rt: Runtime, poller: ImapPoller, stop: asyncio.Event) -> None:
+    """Poll IMAP in one worker only: on PostgreSQL, the one holding an advisory lock.
+
+    The lock lives as long as the holder's connection, so when that worker dies another
+    takes over within one interval. SQLite serves one worker: it simply polls.
+    """
+    if rt.settings.is_sqlite:
+        await poller.run(stop)
+        return
+    while not stop.is_set():
+        try:
+            async with rt.engine.connect() as conn:
+                got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                                          {"k": IMAP_LEADER_LOCK})).scalar()
+                if got:
+                    try:
+                        await poller.run(stop)
+                    finally:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:k)"),
+                                           {"k": IMAP_LEADER_LOCK})
+                    return
+        except Exception:  # the store is away: try again next round
+            log.exception("could not take the IMAP polling lock")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=rt.settings.imap_interval)
+        except TimeoutError:
+            pass
+
+
 async def start_mail_services(rt: Runtime) -> list[Stop]:
     """Start what is configured; returns the functions that stop them."""
     s = rt.settings
@@ -88,7 +123,7 @@ async def start_mail_services(rt: Runtime) -> list[Stop]:
                          folder=s.imap_folder),
             on_message=handler, load_cursor=load, save_cursor=save, interval=s.imap_interval)
         stop_event = asyncio.Event()
-        task = asyncio.get_running_loop().create_task(poller.run(stop_event))
+        task = asyncio.get_running_loop().create_task(_run_as_leader(rt, poller, stop_event))
 
         async def stop_imap() -> None:
             stop_event.set()

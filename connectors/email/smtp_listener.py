@@ -113,4 +113,7 @@ async def start_smtp_server(
         ),
         host=host,
         port=port,
+        # Several workers (`inbox serve --workers N --smtp-port P`) each listen on the
+        # same port; the kernel spreads connections between them.
+        reuse_port=True,
     )

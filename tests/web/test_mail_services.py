@@ -43,3 +43,20 @@ async def test_mail_sent_to_our_smtp_listener_is_stored_once_per_message(sqlite_
         assert len(rows) == 2
         assert any("parcel has not arrived" in m.text for m in rows)
 
+
+
+async def test_several_workers_share_one_smtp_port(sqlite_url: str) -> None:
+    port = free_port()
+    settings = make_settings(sqlite_url, smtp_listen_port=port, email_addresses=("support@shop.example",))
+    async with live_server(settings) as first, live_server(settings):
+        for n in range(4):
+            msg = EmailMessage()
+            msg["From"] = "kim@example.com"
+            msg["To"] = "support@shop.example"
+            msg["Subject"] = f"question {n}"
+            msg["Message-ID"] = f"<multi-{n}@example.com>"
+            msg.set_content("hello")
+            await asyncio.to_thread(_send, port, bytes(msg), to="support@shop.example")
+        async with first.rt.sessions() as session:
+            rows = (await session.exec(select(Message))).scalars().all()  # type: ignore[call-overload]
+        assert sorted(m.thread_message_id for m in rows) == [f"<multi-{n}@example.com>" for n in range(4)]
