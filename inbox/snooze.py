@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from inbox import pipeline
 from inbox.models import Conversation
@@ -43,11 +43,29 @@ async def wake_due(rt: Runtime, *, limit: int = 200) -> int:
     return woken
 
 
+# The PostgreSQL advisory lock that lets one worker at a time run a pass (fixed).
+SNOOZE_LOCK = 727_003
+
+
+async def _wake_due_once_across_workers(rt: Runtime) -> int:
+    """`wake_due`, run by at most one worker at a time (several share PostgreSQL)."""
+    if rt.settings.is_sqlite:
+        return await wake_due(rt)
+    async with rt.engine.connect() as conn:
+        got = (await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": SNOOZE_LOCK})).scalar()
+        if not got:
+            return 0
+        try:
+            return await wake_due(rt)
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SNOOZE_LOCK})
+
+
 async def run(rt: Runtime, stop: asyncio.Event, *, interval: float = INTERVAL_SECONDS) -> None:
     """Wake due conversations every `interval` seconds until `stop` is set."""
     while not stop.is_set():
         try:
-            await wake_due(rt)
+            await _wake_due_once_across_workers(rt)
         except Exception:  # the store may be briefly away; try again next round
             log.exception("waking snoozed conversations failed")
         try:
