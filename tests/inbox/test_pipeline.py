@@ -390,3 +390,24 @@ async def test_snoozed_conversation_reopens_by_itself_when_its_time_is_up(rt: Ru
     assert convs[due.conversation_id].snoozed_until is None
     assert convs[later.conversation_id].status == "snoozed"
     assert await snooze.wake_due(rt) == 0
+
+
+async def test_only_one_worker_at_a_time_runs_the_snooze_pass(rt: Runtime) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from inbox import snooze
+    from inbox.types import utcnow
+
+    due = await pipeline.ingest(rt, sms("ping me"))
+    await pipeline.set_status(rt, conversation_id=due.conversation_id, status="snoozed",
+                              snoozed_until=utcnow() - timedelta(seconds=1))
+    if rt.settings.is_sqlite:  # one worker: the pass simply runs
+        assert await snooze._wake_due_once_across_workers(rt) == 1
+        return
+    async with rt.engine.connect() as other_worker:
+        await other_worker.execute(text("SELECT pg_advisory_lock(:k)"), {"k": snooze.SNOOZE_LOCK})
+        assert await snooze._wake_due_once_across_workers(rt) == 0
+        await other_worker.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": snooze.SNOOZE_LOCK})
+    assert await snooze._wake_due_once_across_workers(rt) == 1
