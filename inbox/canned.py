@@ -80,6 +80,8 @@ def parse_canned(data: dict[str, Any], *, partial: bool = False) -> dict[str, st
             reasons.append(f'"title" is at most {MAX_TITLE} characters')
         elif title and title.strip():
             fields["title"] = " ".join(title.split())
+        elif partial:
+            fields["title"] = ""  # cleared: the update falls back to the shortcut
     if "text" in data or not partial:
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -161,6 +163,8 @@ async def update_canned(rt: Runtime, *, canned_id: int, fields: dict[str, str]) 
                     raise _taken(shortcut)
             for key, value in fields.items():
                 setattr(row, key, value)
+            if not row.title:
+                row.title = row.shortcut
             row.updated_at = utcnow()
             await session.flush()
             return canned_out(row)

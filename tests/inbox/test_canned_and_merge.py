@@ -189,6 +189,9 @@ async def test_canned_responses_are_created_filtered_updated_and_deleted(rt: Run
         await create_canned(rt, **parse_canned({"shortcut": "SHIPPING", "text": "again"}))
     updated = await update_canned(rt, canned_id=ship["id"], fields=parse_canned({"text": "2-3 days."}, partial=True))
     assert updated["text"] == "2-3 days." and updated["shortcut"] == "shipping"
+    assert updated["title"] == "Shipping times"
+    cleared = await update_canned(rt, canned_id=ship["id"], fields=parse_canned({"title": " "}, partial=True))
+    assert cleared["title"] == "shipping"  # a cleared title falls back to the shortcut
     await delete_canned(rt, canned_id=ship["id"])
     with pytest.raises(NotFound):
         await delete_canned(rt, canned_id=ship["id"])
