@@ -2,34 +2,9 @@
 // preview, "try a message", and the unanswered-question groups. All text goes in
 // with textContent (customer messages are never trusted); no inline script or style.
 
-const root = document.getElementById("faq");
-const csrf = root.dataset.csrf;
+import { api } from "../api.js";
+
 const $ = (id) => document.getElementById(id);
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super((body && body.detail) || `request failed (${status})`);
-    this.status = status;
-    this.body = body || {};
-  }
-}
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") {
-    headers["X-CSRF-Token"] = csrf;
-    headers["Content-Type"] = "application/json";
-  }
-  const res = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (res.status === 401) { window.location.assign("/login"); throw new ApiError(401, null); }
-  let data = null;
-  if (res.status !== 204) { try { data = await res.json(); } catch { data = null; } }
-  if (!res.ok) throw new ApiError(res.status, data);
-  return data;
-}
 
 function el(tag, { text, cls, attrs } = {}, children = []) {
   const node = document.createElement(tag);

@@ -1,32 +1,10 @@
 // The admins' page of canned responses (/canned): list and search, create, edit, delete.
 // Text goes in with textContent only; the server's reasons are shown as they come.
+import { api } from "../api.js";
 import { debounce, el } from "./dom.js";
 
-const root = document.getElementById("canned");
-const csrf = root.dataset.csrf;
 const $ = (id) => document.getElementById(id);
 const state = { items: [], editing: null };
-
-async function api(path, { method = "GET", body } = {}) {
-  const headers = { Accept: "application/json" };
-  if (method !== "GET") {
-    headers["X-CSRF-Token"] = csrf;
-    headers["Content-Type"] = "application/json";
-  }
-  const res = await fetch(path, {
-    method, headers, credentials: "same-origin",
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (res.status === 401) { window.location.assign("/login"); throw new Error("logged out"); }
-  let data = null;
-  if (res.status !== 204) { try { data = await res.json(); } catch { data = null; } }
-  if (!res.ok) {
-    const err = new Error((data && data.detail) || `request failed (${res.status})`);
-    err.reasons = (data && data.reasons) || [err.message];
-    throw err;
-  }
-  return data;
-}
 
 async function load() {
   const q = $("canned-q").value.trim();
