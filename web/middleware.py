@@ -9,9 +9,10 @@ _HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
-# Pages load only our own scripts and styles; customer HTML is shown in sandboxed frames.
+# Pages load only our own scripts and styles; customer HTML is shown in sandboxed frames
+# (which inherit this policy), where remote https images load only after an agent's click.
 _CSP = (b"content-security-policy",
-        b"default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
+        b"default-src 'self'; img-src 'self' data: blob: https:; style-src 'self'; script-src 'self'; "
         b"connect-src 'self' ws: wss:; frame-src 'self' blob: data:; frame-ancestors 'none'; "
         b"base-uri 'none'; form-action 'self'")
 

@@ -52,6 +52,7 @@ function htmlToggle(m) {
   button.addEventListener("click", () => {
     if (frame) {
       frame.remove(); frame = null;
+      wrap.querySelector(".load-remote")?.remove();
       button.textContent = "Show original formatting";
       button.setAttribute("aria-expanded", "false");
       return;
@@ -61,6 +62,21 @@ function htmlToggle(m) {
     frame = el("iframe", { sandbox: "", title: "Original email formatting", class: "html-frame", referrerpolicy: "no-referrer" });
     frame.srcdoc = m.html;
     wrap.append(frame);
+    // Remote images arrive disarmed (data-remote-src, so senders can't track opens);
+    // they load only when the agent asks.
+    if (m.html.includes("data-remote-src")) {
+      const load = el("button", { type: "button", class: "link load-remote" }, "Load remote images");
+      load.addEventListener("click", () => {
+        const doc = new DOMParser().parseFromString(m.html, "text/html");  // inert: nothing runs
+        for (const img of doc.querySelectorAll("img[data-remote-src]")) {
+          const url = img.getAttribute("data-remote-src") || "";
+          if (/^https?:\/\//i.test(url)) img.setAttribute("src", url);
+        }
+        if (frame) frame.srcdoc = doc.documentElement.outerHTML;
+        load.remove();
+      });
+      wrap.append(load);
+    }
     button.textContent = "Hide original formatting";
     button.setAttribute("aria-expanded", "true");
   });
