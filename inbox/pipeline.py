@@ -755,3 +755,41 @@ async def identify_visitor(
         event = await _contact_event(session, contact)
     rt.after_commit([event])
     return contact.id
+
+
+# ---------------------------------------------------------------------------- retry
+
+
+async def retry_message(rt: Runtime, *, message_id: int) -> dict[str, Any]:
+    """Send a failed outbound message again (an agent's "retry").
+
+    Only failed/undelivered messages that were meant to be sent qualify (`Conflict`
+    otherwise); the channel's rules are checked again (an opted-out customer is still
+    refused). The message goes back to pending and its outbox row is due at once.
+    """
+    async with rt.sessions() as session, session.begin():
+        message = await session.get(Message, message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} does not exist")
+        if message.direction != "out" or message.private or \
+                message.delivery_status not in _FINAL_FAILURES:
+            raise Conflict("only a failed message can be sent again",
+                           extra={"reason": "not_failed"})
+        conv = await session.get(Conversation, message.conversation_id)
+        assert conv is not None
+        await _check_can_send(rt, session, conv, template=None)
+        row = await store.outbox_for_message(session, message_id=message_id)
+        now = utcnow()
+        if row is None:
+            session.add(OutboxRow(message_id=message_id, next_attempt_at=now))
+        else:
+            row.state, row.attempts, row.next_attempt_at = "pending", 0, now
+            row.last_error, row.lease_until, row.updated_at = None, None, now
+        message.delivery_status, message.error_code, message.error_text = "pending", None, None
+        await session.flush()
+        out = message_out(message)
+        event = await store.add_event(session, type="message.updated",
+                                      conversation_id=message.conversation_id,
+                                      payload={"message": out})
+    rt.after_commit([event], outbox=True)
+    return out

@@ -348,8 +348,15 @@ async def get_file(request: Request) -> Response:
                          filename=blob.filename or f"attachment-{file_id}")
 
 
+async def post_retry(request: Request) -> Response:
+    await require(request, *CONVERSATION_ROLES)
+    message = await pipeline.retry_message(runtime(request), message_id=_path_id(request))
+    return JSONResponse(message)
+
+
 routes = [
     Route("/api/v1/conversations", list_conversations, methods=["GET"]),
+    Route("/api/v1/messages/{id}/retry", post_retry, methods=["POST"]),
     Route("/api/v1/conversations/{id}", get_conversation, methods=["GET"]),
     Route("/api/v1/conversations/{id}/messages", list_messages, methods=["GET"]),
     Route("/api/v1/conversations/{id}/messages", post_message, methods=["POST"]),

@@ -1,5 +1,6 @@
 // One message of a thread, as agents see it. Customer text goes in as textContent only;
 // customer HTML only ever inside a sandboxed frame.
+import { api } from "./api.js";
 import { el, safeUrl, when } from "./dom.js";
 import { displayName } from "./list.js";
 
@@ -23,7 +24,19 @@ function delivery(m) {
   const status = m.delivery_status;
   if (status === "failed" || status === "undelivered") {
     const reason = [m.error_text, m.error_code && `(${m.error_code})`].filter(Boolean).join(" ");
-    return el("span", { class: "ticks failed", role: "note" }, `⚠ ${status}${reason ? `: ${reason}` : ""}`);
+    const retry = el("button", { type: "button", class: "link retry" }, "Retry");
+    retry.addEventListener("click", async () => {
+      retry.disabled = true;
+      try {
+        await api(`/api/v1/messages/${encodeURIComponent(m.id)}/retry`, { method: "POST" });
+        retry.textContent = "Retrying…";  // the message.updated event redraws the ticks
+      } catch (err) {
+        retry.disabled = false;
+        retry.textContent = `Retry (${err.message})`;
+      }
+    });
+    return el("span", { class: "ticks failed", role: "note" },
+      `⚠ ${status}${reason ? `: ${reason}` : ""} `, retry);
   }
   const [glyph, label] = TICKS[status] || ["", status];
   return el("span", { class: `ticks ${status}`, title: label },
@@ -97,8 +110,14 @@ export function renderMessage(m, ctx, conv) {
   const quoted = typeof meta.quoted_text === "string" && meta.quoted_text.trim()
     ? el("details", { class: "quoted" }, el("summary", {}, "Quoted text"), el("pre", {}, meta.quoted_text))
     : null;
+  // Why the bot said it: the FAQ entry it matched and how sure the matcher was.
+  const why = m.author === "bot" && meta.faq_question
+    ? el("div", { class: "msg-why" },
+      `FAQ: ${meta.faq_question}` +
+      (typeof meta.confidence === "number" ? ` · confidence ${Math.round(meta.confidence * 100)}%` : ""))
+    : null;
   return el("li", { class: classes.join(" "), "data-id": m.id },
-    head, subject,
+    head, why, subject,
     el("div", { class: "msg-text" }, m.text || (m.html ? "(formatted message)" : "")),
     quoted, htmlToggle(m), attachmentList(m),
     el("div", { class: "msg-foot" }, delivery(m)));
