@@ -84,8 +84,9 @@ export class Composer {
     const c = this.conv;
     this.channelInfo.textContent = "";
     this.templateBox.hidden = true;
-    const ident = this.contact && this.contact.identities && this.contact.identities.find((i) => i.opted_out && (c.customer_address && (i.value === c.customer_address || i.raw === c.customer_address)));
-    if (ident) this.channelInfo.textContent = `${ident.raw || ident.value} has opted out: replies will be refused.`;
+    // STOP is an SMS rule: the same number stays reachable on WhatsApp.
+    const ident = c.channel === "sms" && this.contact && this.contact.identities && this.contact.identities.find((i) => i.opted_out && (c.customer_address && (i.value === c.customer_address || i.raw === c.customer_address)));
+    if (ident) this.channelInfo.textContent = `${ident.raw || ident.value} has opted out of SMS: replies will be refused.`;
     if (c.channel !== "whatsapp") return;
     try {
       const w = await api(`/api/v1/conversations/${c.id}/window`);

@@ -112,7 +112,7 @@ export async function renderPanel(container, contactId, options) {
   const identities = contact.identities.map((i) => el("li", { class: i.opted_out ? "opted-out" : "" },
     el("span", { class: "muted" }, `${KIND_LABEL[i.kind] || i.kind}: `),
     el("span", { class: "ident" }, i.raw || i.value),
-    i.opted_out ? el("span", { class: "tag danger" }, "opted out") : null));
+    i.opted_out ? el("span", { class: "tag danger" }, "SMS opted out") : null));
   const others = (contact.conversations || []).filter((c) => c.id !== currentId).map((c) => el("li", {},
     el("button", { type: "button", class: "link", onclick: () => onOpen(c.id) },
       channelBadge(c.channel), ` ${c.subject || c.status} · ${when(c.last_activity_at)}`)));
