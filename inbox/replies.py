@@ -1,0 +1,230 @@
+"""Outbound steps: replies (agent, bot, system), delivery reports, retries.
+
+A reply is stored with its outbox row in one transaction; the dispatcher sends it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import or_
+from sqlalchemy import update as sa_update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from inbox import store
+from inbox.errors import BadInput, Conflict, NotFound, PolicyRefused
+from inbox.models import (
+    Contact,
+    Conversation,
+    Identity,
+    Message,
+    OutboxRow,
+)
+from inbox.runtime import Runtime
+from inbox.schemas import conversation_out, message_out
+from inbox.types import (
+    StatusUpdate,
+    TemplateRef,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+# Progress order of delivery states: a late "delivered" never overrides "read".
+_PROGRESS = {"pending": 0, "queued": 1, "sent": 2, "delivered": 3, "read": 4}
+_FINAL_FAILURES = ("failed", "undelivered")
+
+
+# ---------------------------------------------------------------------------- status
+
+
+async def record_status(rt: Runtime, update: StatusUpdate) -> bool:
+    """Apply a delivery report to our message; False when we do not know the message.
+
+    States only move forward (a late "delivered" after "read" changes nothing);
+    failures always apply and keep the provider's code and reason.
+    """
+    async with rt.sessions() as session, session.begin():
+        message = None
+        if update.provider_message_id:
+            message = await store.message_by_provider_id(
+                session, channel=update.channel, provider_message_id=update.provider_message_id)
+        elif update.recipient:
+            # A bounce that does not quote our message: the latest one we sent them.
+            message = await store.latest_outbound_to(session, channel=update.channel,
+                                                     address=update.recipient)
+        if message is None or message.direction != "out":
+            return False
+        # Compare-and-set, not read-modify-write: Twilio sends sent/delivered/read within
+        # milliseconds and they may be applied concurrently; a late one must lose.
+        cas = sa_update(Message).where(Message.id == message.id)  # type: ignore[arg-type]
+        if update.status in _FINAL_FAILURES:
+            cas = cas.where(or_(Message.delivery_status.is_(None),  # type: ignore[union-attr]
+                                Message.delivery_status != update.status,
+                                Message.error_code.is_distinct_from(update.error_code)))  # type: ignore[union-attr]
+            values = {"delivery_status": update.status, "error_code": update.error_code,
+                      "error_text": update.error_text}
+        else:
+            rank = _PROGRESS.get(update.status, -1)
+            behind = [state for state, r in _PROGRESS.items() if r < rank]
+            cas = cas.where(or_(Message.delivery_status.is_(None),  # type: ignore[union-attr]
+                                Message.delivery_status.in_(behind)))  # type: ignore[union-attr]
+            values = {"delivery_status": update.status}
+        changed = await session.exec(cas.values(**values))  # type: ignore[call-overload]
+        if changed.rowcount == 0:
+            return True
+        await session.refresh(message)
+        event = await store.add_event(
+            session, type="message.updated", conversation_id=message.conversation_id,
+            payload={"message": message_out(message)})
+    rt.after_commit([event])
+    return True
+
+
+
+# ---------------------------------------------------------------------------- reply
+
+
+async def reply(
+    rt: Runtime,
+    *,
+    conversation_id: int,
+    text: str,
+    author_kind: str = "agent",
+    agent_id: int | None = None,
+    private: bool = False,
+    html: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    template: TemplateRef | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Store an outbound message (or private note) and queue it for sending, atomically.
+
+    Refuses with `PolicyRefused` when the customer opted out on this channel, and with
+    the connector's `Conflict` when the channel does not allow it now (the WhatsApp
+    window). An agent's reply makes the conversation human-handled (the bot goes
+    silent) and assigns it to that agent when nobody has it. Returns the message.
+    """
+    text = (text or "").replace("\x00", "")
+    if author_kind not in ("agent", "bot", "system"):
+        raise BadInput(f"unknown author kind {author_kind!r}")
+    if not text.strip() and not attachments and template is None:
+        raise BadInput("a reply needs text, an attachment or a template")
+    async with rt.sessions() as session, session.begin():
+        conv = await session.get(Conversation, conversation_id)
+        if conv is None:
+            raise NotFound(f"conversation {conversation_id} does not exist")
+        if not private:
+            await _check_can_send(rt, session, conv, template=template)
+        now = utcnow()
+        message = Message(
+            conversation_id=conversation_id,
+            channel=conv.channel,
+            direction="out",
+            author_kind=author_kind,
+            author_agent_id=agent_id,
+            text=text,
+            html=html,
+            attachments=list(attachments or []),
+            private=private,
+            delivery_status=None if private else "pending",
+            meta=dict(meta or {}),
+            created_at=now,
+        )
+        if template is not None:
+            message.meta["template"] = {"name": template.name, "language": template.language,
+                                        "variables": template.variables}
+        session.add(message)
+        await session.flush()
+        if not private:
+            session.add(OutboxRow(message_id=message.id or 0, next_attempt_at=now))
+        changed = False
+        if author_kind == "agent" and not private:
+            if conv.handled_by != "human":
+                conv.handled_by, changed = "human", True
+            if conv.assignee_id is None and agent_id is not None:
+                conv.assignee_id, changed = agent_id, True
+            if conv.unread_count:
+                conv.unread_count, changed = 0, True
+        if author_kind == "bot":
+            conv.bot_answers += 1
+        conv.last_activity_at = now
+        await session.flush()
+        contact = await session.get(Contact, conv.contact_id)
+        summary = conversation_out(conv, contact_name=contact.name if contact else None,
+                                   last_message=message)
+        events = [await store.add_event(
+            session, type="message.created", conversation_id=conversation_id,
+            payload={"message": message_out(message), "conversation": summary})]
+        if changed:
+            events.append(await store.add_event(
+                session, type="conversation.updated", conversation_id=conversation_id,
+                payload={"conversation": summary}))
+        out = message_out(message)
+    rt.after_commit(events, outbox=not private)
+    return out
+
+
+async def _check_can_send(
+    rt: Runtime, session: AsyncSession, conv: Conversation, *, template: TemplateRef | None
+) -> None:
+    if conv.identity_id is not None:
+        identity = await session.get(Identity, conv.identity_id)
+        # STOP is an SMS rule (carriers enforce it; Twilio error 21610): the same number
+        # can still be answered on WhatsApp, where the customer wrote to us.
+        if identity is not None and identity.opted_out and conv.channel == "sms":
+            raise PolicyRefused(
+                f"{identity.raw or identity.value} has opted out of messages on this channel "
+                "(they can reply START to opt back in)",
+                extra={"reason": "opted_out"},
+            )
+    connector = rt.connectors.get(conv.provider)
+    if connector is None:
+        raise Conflict(f"the {conv.provider} channel is not configured on this server",
+                       extra={"reason": "channel_not_configured"})
+    check = getattr(connector, "check_reply", None)
+    if check is not None:
+        check(channel=conv.channel, last_customer_at=conv.last_customer_at, now=utcnow(),
+              template=template)
+
+
+
+# ---------------------------------------------------------------------------- retry
+
+
+async def retry_message(rt: Runtime, *, message_id: int) -> dict[str, Any]:
+    """Send a failed outbound message again (an agent's "retry").
+
+    Only failed/undelivered messages that were meant to be sent qualify (`Conflict`
+    otherwise); the channel's rules are checked again (an opted-out customer is still
+    refused). The message goes back to pending and its outbox row is due at once.
+    """
+    async with rt.sessions() as session, session.begin():
+        message = await session.get(Message, message_id)
+        if message is None:
+            raise NotFound(f"message {message_id} does not exist")
+        if message.direction != "out" or message.private or \
+                message.delivery_status not in _FINAL_FAILURES:
+            raise Conflict("only a failed message can be sent again",
+                           extra={"reason": "not_failed"})
+        conv = await session.get(Conversation, message.conversation_id)
+        assert conv is not None
+        await _check_can_send(rt, session, conv, template=None)
+        row = await store.outbox_for_message(session, message_id=message_id)
+        now = utcnow()
+        if row is None:
+            session.add(OutboxRow(message_id=message_id, next_attempt_at=now))
+        else:
+            row.state, row.attempts, row.next_attempt_at = "pending", 0, now
+            row.last_error, row.lease_until, row.updated_at = None, None, now
+        message.delivery_status, message.error_code, message.error_text = "pending", None, None
+        await session.flush()
+        out = message_out(message)
+        event = await store.add_event(session, type="message.updated",
+                                      conversation_id=message.conversation_id,
+                                      payload={"message": out})
+    rt.after_commit([event], outbox=True)
+    return out
+
