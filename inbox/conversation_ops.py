@@ -11,6 +11,7 @@ from sqlalchemy import update as sa_update
 
 from inbox import store
 from inbox.errors import BadInput, Conflict, NotFound
+from inbox.events import view_fields
 from inbox.identity import canonical
 from inbox.ingest import clean_name, contact_event, live_contact
 from inbox.models import (
@@ -42,6 +43,7 @@ async def _change(
         conv = await session.get(Conversation, conversation_id)
         if conv is None:
             raise NotFound(f"conversation {conversation_id} does not exist")
+        previous = view_fields(conv)
         mutate(conv)
         await session.flush()
         contact = await session.get(Contact, conv.contact_id)
@@ -54,10 +56,11 @@ async def _change(
             await session.flush()
             events.append(await store.add_event(
                 session, type="message.created", conversation_id=conversation_id,
-                payload={"message": message_out(note), "conversation": summary}))
+                payload={"message": message_out(note), "conversation": summary,
+                         "previous": previous}))
         events.append(await store.add_event(
             session, type="conversation.updated", conversation_id=conversation_id,
-            payload={"conversation": summary}))
+            payload={"conversation": summary, "previous": previous}))
     rt.after_commit(events)
     return summary
 

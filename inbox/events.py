@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from inbox.models import Event
+from inbox.models import Conversation, Event
 
 EventType = Literal[
     "message.created",
@@ -61,3 +61,13 @@ class EventOut:
             payload=row.payload,
             created_at=row.created_at,
         )
+
+
+def view_fields(conversation: Conversation) -> dict[str, Any]:
+    """The fields that decide which views (inbox lists) a conversation belongs to.
+
+    A step that may change them records these *before* the change as the event's
+    `"previous"`, so a socket watching a view the conversation leaves still hears of it.
+    """
+    return {"status": conversation.status, "assignee_id": conversation.assignee_id,
+            "channel": conversation.channel, "handled_by": conversation.handled_by}

@@ -4,6 +4,12 @@ One bounded queue per subscriber (python-websockets' broadcast pattern): `delive
 never waits; a subscriber whose queue is full is told to resync and dropped, so one slow
 socket never slows ingest or the others. Cross-process delivery goes through a bus
 (`inbox.bus`) that calls `deliver` in every process.
+
+Committed events pass a per-process `Sequencer` first, so subscribers receive them in
+seq order with no gap (a gap is filled from the event log once per process, not once
+per socket); ephemeral ones (typing, viewing, hints) go straight through. Then routing
+(`inbox.routing`): each event goes to the subscribers listed under its topics only, and
+an agent's `Watch` decides on those.
 """
 
 from __future__ import annotations
@@ -13,36 +19,30 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from inbox.events import EventOut
+from inbox.routing import (
+    ALL,
+    EPHEMERAL,
+    MAX_CONTACTS,
+    StateTracker,
+    Watch,
+    contact_topic,
+    conversation_topic,
+    customer_topic,
+    event_topics,
+)
+from inbox.sequencer import Fetch, Sequencer
 
 log = logging.getLogger(__name__)
 
 EventFilter = Callable[[EventOut], bool]
 
-# Routing, not broadcast: every event goes to the topics it concerns, and a subscriber
-# is only asked about events of its topics. Agents listen on ALL; a customer's own
-# socket on its `customer_topic`, so 5,000 idle visitors cost ingest nothing.
-ALL = "all"
-
-
-def customer_topic(channel: str, address: str) -> str:
-    """The topic of one customer's own sockets on a channel."""
-    return f"customer:{channel}:{address}"
-
-
-def conversation_topic(conversation_id: int) -> str:
-    """The topic of sockets following one conversation (typing, presence)."""
-    return f"conversation:{conversation_id}"
+__all__ = ["ALL", "Hub", "Resync", "Subscription", "contact_topic", "conversation_topic",
+           "customer_topic", "topics_of"]
 
 
 def topics_of(event: EventOut) -> set[str]:
-    """The topics an event concerns."""
-    topics = {ALL}
-    if event.conversation_id is not None:
-        topics.add(conversation_topic(event.conversation_id))
-    conversation = event.payload.get("conversation")
-    if isinstance(conversation, dict) and conversation.get("customer_address"):
-        topics.add(customer_topic(str(conversation.get("channel")), str(conversation["customer_address"])))
-    return topics
+    """The topics an event concerns (routing state aside: see `inbox.routing`)."""
+    return event_topics(event, EPHEMERAL)
 
 
 class Resync(Exception):
@@ -59,6 +59,7 @@ class Subscription:
         self._hub = hub
         self.accepts = accepts
         self.topics = topics
+        self.watch: Watch | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
         self.closed = False
@@ -90,6 +91,24 @@ class Subscription:
         if not self.closed and topic not in self.topics:
             self.topics.add(topic)
             self._hub._index.setdefault(topic, set()).add(self)
+
+    def set_watch(self, watch: Watch | None) -> None:
+        """Receive only what `watch` asks for from now on (None: every event, as before
+        any watch). Events already queued stay queued."""
+        if self.closed:
+            return
+        self._hub._unindex(self)
+        self.watch = watch
+        self.topics = watch.topics() if watch is not None else {ALL}
+        self._hub._reindex(self)
+
+    def show_contact(self, contact_id: int) -> None:
+        """The client now shows a conversation of this contact: its later contact events
+        concern this watcher too (when it listed its contacts; up to MAX_CONTACTS)."""
+        ids = self.watch.contact_ids if self.watch is not None else None
+        if ids is not None and contact_id not in ids and len(ids) < MAX_CONTACTS:
+            ids.add(contact_id)
+            self.follow(contact_topic(contact_id))
 
     def close(self) -> None:
         """Stop receiving events (idempotent)."""
@@ -124,25 +143,42 @@ class Subscription:
 
 
 class Hub:
-    """Delivers events to local subscribers whose filter accepts them."""
+    """Delivers events, in seq order, to the local subscribers they concern."""
 
-    def __init__(self, *, queue_size: int = 1000) -> None:
+    def __init__(self, *, queue_size: int = 1000, fetch: Fetch | None = None) -> None:
         self.queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self._index: dict[str, set[Subscription]] = {}
+        self.states = StateTracker()
+        self.sequencer = Sequencer(self._fan_out, fetch=fetch)
+
+    def use_log(self, fetch: Fetch) -> None:
+        """Let the sequencer read gaps from the event log (`fetch(after, upto)`)."""
+        self.sequencer.fetch = fetch
+
+    @property
+    def reads_log(self) -> bool:
+        """Whether gaps are filled from the event log."""
+        return self.sequencer.fetch is not None
 
     def subscribe(self, accepts: EventFilter | None = None, *, topics: Iterable[str] = (ALL,),
-                  maxsize: int | None = None) -> Subscription:
-        """A new subscription to the later events of `topics` that `accepts` returns True for."""
+                  maxsize: int | None = None, watch: Watch | None = None) -> Subscription:
+        """A new subscription to the later events of `topics` that `accepts` returns True
+        for; with `watch`, to what that watch asks for instead of `topics`."""
         sub = Subscription(self, accepts or (lambda _e: True), maxsize or self.queue_size,
                            set(topics))
         self._subscribers.add(sub)
-        for topic in sub.topics:
-            self._index.setdefault(topic, set()).add(sub)
+        if watch is not None:
+            sub.watch = watch
+            sub.topics = watch.topics()
+        self._reindex(sub)
         return sub
 
-    def _remove(self, sub: Subscription) -> None:
-        self._subscribers.discard(sub)
+    def _reindex(self, sub: Subscription) -> None:
+        for topic in sub.topics:
+            self._index.setdefault(topic, set()).add(sub)
+
+    def _unindex(self, sub: Subscription) -> None:
         for topic in sub.topics:
             members = self._index.get(topic)
             if members is not None:
@@ -150,13 +186,34 @@ class Hub:
                 if not members:
                     del self._index[topic]
 
+    def _remove(self, sub: Subscription) -> None:
+        self._subscribers.discard(sub)
+        self._unindex(sub)
+
     def deliver(self, event: EventOut) -> None:
-        """Hand `event` to the interested subscribers of its topics; never blocks."""
+        """Hand `event` to the subscribers it concerns, committed ones in seq order; never
+        blocks (an event after a gap waits in the sequencer, not in the caller)."""
+        if event.seq is None:
+            self._fan_out(event)
+        else:
+            self.sequencer.push(event)
+
+    def _fan_out(self, event: EventOut) -> None:
+        route = self.states.route(event) if event.seq is not None else EPHEMERAL
         targets: set[Subscription] = set()
-        for topic in topics_of(event):
-            targets.update(self._index.get(topic, ()))
+        index = self._index
+        for topic in event_topics(event, route):
+            members = index.get(topic)
+            if members:
+                targets.update(members)
         for sub in targets:
             try:
+                watch = sub.watch
+                if watch is not None:
+                    if not watch.accepts(event, route):
+                        continue
+                    if route.contact_id is not None:
+                        sub.show_contact(route.contact_id)
                 if sub.accepts(event):
                     sub.offer(event)
             except Exception:  # a broken filter must not stop the fan-out
@@ -164,6 +221,8 @@ class Hub:
 
     def resync_all(self) -> None:
         """Tell every local subscriber to resync (events may have been missed)."""
+        self.sequencer.reset()
+        self.states.clear()
         for sub in list(self._subscribers):
             sub.force_resync()
 

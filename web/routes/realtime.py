@@ -1,7 +1,9 @@
 """Websockets: `/ws/agent` (event stream with resume by seq) and `/ws/chat` (visitors).
 
 Agents: subscribe first, then replay stored events after `since`, then stream live
-events, skipping any seq already sent, so the seam has no gap and no duplicate.
+events, skipping any seq already sent, so the seam has no gap and no duplicate. An agent
+may send a watch frame (or `?watch=`) naming its list view and open conversation; from
+then on it gets only the events those concern (`inbox.routing`), replay included.
 Visitors: a signed token resumes their conversation; every message of it (their own
 included) is pushed to them. Both get jittered heartbeats; a subscriber that falls
 behind gets `{"type": "resync"}` and is closed (it reconnects with `since`).
@@ -23,7 +25,9 @@ from inbox.errors import InboxError
 from inbox.events import EventOut
 from inbox.hub import Resync, Subscription, conversation_topic, customer_topic
 from inbox.models import Conversation
+from inbox.routing import BadWatch, StateTracker, ViewState, Watch, parse_watch
 from inbox.runtime import Runtime
+from inbox.sequencer import log_reader
 from web.auth import CONVERSATION_ROLES, require
 from web.ratelimit import TokenBucket
 
@@ -91,8 +95,53 @@ async def _receive_json(ws: WebSocket) -> Any:
 # ---------------------------------------------------------------------------- agents
 
 
+def _read_log(rt: Runtime) -> None:
+    """Let the hub's sequencer fill lasting seq gaps from the event log (once per process).
+
+    Wired here, lazily, because the hub is built before the runtime's sessions exist in
+    `web.app`; a gap can only matter once a socket listens.
+    """
+    if not rt.hub.reads_log:
+        rt.hub.use_log(log_reader(rt.sessions))
+
+
+def _watch_from_query(ws: WebSocket, agent_id: int) -> Watch | None:
+    raw = ws.query_params.get("watch")
+    if raw in (None, ""):
+        return None
+    try:
+        frame = json.loads(raw)
+    except json.JSONDecodeError:
+        raise BadWatch("watch must be a JSON object (the body of a watch frame)") from None
+    return parse_watch(frame, agent_id=agent_id)
+
+
+async def _seed_states(session: Any, tracker: StateTracker, events: list[EventOut],
+                       since: int) -> None:
+    """Teach `tracker` the state, as of `since`, of the conversations `events` are about
+    and it does not know yet (one query), so a replay judges "left the view" as live did."""
+    from sqlalchemy import func, select
+
+    from inbox.models import Event
+
+    ids = {e.conversation_id for e in events
+           if e.conversation_id is not None and e.conversation_id not in tracker}
+    if not ids:
+        return
+    latest = (select(func.max(Event.seq)).where(
+        Event.conversation_id.in_(ids), Event.seq <= since,  # type: ignore[union-attr, operator]
+        Event.type.in_(("conversation.created", "conversation.updated", "message.created")))  # type: ignore[attr-defined]
+        .group_by(Event.conversation_id))
+    result = await session.exec(select(Event).where(Event.seq.in_(latest)))  # type: ignore[union-attr, call-overload]
+    for row in result.scalars().all():
+        snapshot = row.payload.get("conversation")
+        if isinstance(snapshot, dict) and row.conversation_id is not None:
+            tracker.remember(row.conversation_id, ViewState.of(snapshot))
+
+
 async def agent_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
+    _read_log(rt)
     try:
         caller = await require(ws, *CONVERSATION_ROLES, allow_query_token=True)
     except InboxError as exc:
@@ -104,29 +153,51 @@ async def agent_socket(ws: WebSocket) -> None:
     except ValueError:
         await ws.close(code=1008, reason="since must be a whole number")
         return
+    try:
+        watch = _watch_from_query(ws, caller.id)
+    except BadWatch as exc:
+        await ws.close(code=1008, reason=str(exc)[:120])
+        return
     await ws.accept()
     # Subscribe before reading the log: whatever commits meanwhile is queued, not lost.
-    sub = rt.hub.subscribe(lambda e: not (e.type == "typing" and e.payload.get("agent_id") == caller.id))
+    sub = rt.hub.subscribe(lambda e: not (e.type == "typing" and e.payload.get("agent_id") == caller.id),
+                           watch=watch)
     try:
         async with rt.sessions() as session:
             current = await store.last_seq(session)
-        await ws.send_json({"type": "hello", "seq": current, "agent": {
-            "id": caller.id, "name": caller.name, "role": caller.role}})
+        hello: dict[str, Any] = {"type": "hello", "seq": current, "agent": {
+            "id": caller.id, "name": caller.name, "role": caller.role}}
+        if watch is not None:
+            hello["watching"] = watch.to_json()
+        await ws.send_json(hello)
         # A since past the log (kept from before a database reset) would skip every live
         # event up to it, silently; the client gets what is new from here instead.
         last = current if since is None else min(since, current)
         if since is not None:
+            # A watching socket replays what its watch would have received live.
+            tracker = StateTracker()
             while True:
                 async with rt.sessions() as session:
                     events = await store.events_after(session, seq=last, limit=REPLAY_PAGE)
+                    if watch is not None:
+                        await _seed_states(session, tracker, events, since)
                 for event in events:
-                    await ws.send_text(event.wire())
+                    if watch is None:
+                        await ws.send_text(event.wire())
+                    else:
+                        route = tracker.route(event)
+                        if watch.accepts(event, route):
+                            if route.contact_id is not None:
+                                sub.show_contact(route.contact_id)
+                            await ws.send_text(event.wire())
                     last = event.seq or last
                 if len(events) < REPLAY_PAGE:
                     break
         state = {"last": last}
 
         async def writer() -> None:
+            # The hub's sequencer releases committed events in seq order, gaps filled
+            # from the log once per process: a socket only skips what it already sent.
             while True:
                 try:
                     event = await _heartbeat_get(sub, rt)
@@ -140,34 +211,30 @@ async def agent_socket(ws: WebSocket) -> None:
                 if event.seq is not None:
                     if event.seq <= state["last"]:
                         continue
-                    if event.seq > state["last"] + 1:
-                        # Concurrent steps commit in seq order (store.add_event) but may
-                        # publish in another order; dropping the late lower seq lost it.
-                        # Send what committed in between from the log, in order, first.
-                        await send_committed(state["last"], event.seq)
                     state["last"] = event.seq
                 await ws.send_text(event.wire())
-
-        async def send_committed(after: int, before: int) -> None:
-            while after < before - 1:
-                async with rt.sessions() as session:
-                    missing = await store.events_after(session, seq=after, limit=REPLAY_PAGE)
-                missing = [e for e in missing if (e.seq or 0) < before]
-                for event in missing:
-                    await ws.send_text(event.wire())
-                    state["last"] = after = event.seq or after
-                if len(missing) < REPLAY_PAGE:
-                    return
 
         async def reader() -> None:
             while True:
                 frame = await _receive_json(ws)
-                if isinstance(frame, dict) and frame.get("type") in ("typing", "viewing"):
+                kind = frame.get("type") if isinstance(frame, dict) else None
+                if kind in ("typing", "viewing"):
                     cid = frame.get("conversation_id")
                     if isinstance(cid, int):
-                        rt.bus.publish(EventOut(seq=None, type=frame["type"], conversation_id=cid,
+                        rt.bus.publish(EventOut(seq=None, type=kind, conversation_id=cid,
                                                 payload={"who": "agent", "agent_id": caller.id,
                                                          "name": caller.name}))
+                elif kind == "watch":
+                    try:
+                        changed = parse_watch(frame, agent_id=caller.id)
+                    except BadWatch as exc:
+                        await ws.send_json({"type": "error", "error": "bad_watch", "detail": str(exc)})
+                        continue
+                    sub.set_watch(changed)
+                    # Through the queue, so it follows every event sent under the old watch:
+                    # load the list after this and nothing falls between.
+                    sub.offer(EventOut(seq=None, type="watching", conversation_id=None,
+                                       payload=changed.to_json()))
 
         await _run_pair(writer(), reader())
     except WebSocketDisconnect:
@@ -228,6 +295,7 @@ async def _visitor_history(rt: Runtime, visitor: str) -> tuple[int | None, list[
 
 async def chat_socket(ws: WebSocket) -> None:
     rt = _rt(ws)
+    _read_log(rt)
     connector = rt.connectors.get("webchat")
     if connector is None:
         await ws.close(code=1011)
