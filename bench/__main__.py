@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench.faq_bench", "bench.email_reply_bench", "bench.scale_bench")
+BENCHES = ("bench.faq_bench", "bench.faq_semantic_bench", "bench.email_reply_bench", "bench.scale_bench")
 
 
 def main() -> int:

