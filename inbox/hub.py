@@ -151,6 +151,7 @@ class Hub:
         self._index: dict[str, set[Subscription]] = {}
         self.states = StateTracker()
         self.sequencer = Sequencer(self._fan_out, fetch=fetch)
+        self.considered = 0  # subscriptions asked about an event, summed (routing cost)
 
     def use_log(self, fetch: Fetch) -> None:
         """Let the sequencer read gaps from the event log (`fetch(after, upto)`)."""
@@ -206,6 +207,7 @@ class Hub:
             members = index.get(topic)
             if members:
                 targets.update(members)
+        self.considered += len(targets)
         for sub in targets:
             try:
                 watch = sub.watch
