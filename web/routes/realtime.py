@@ -193,6 +193,10 @@ async def agent_socket(ws: WebSocket) -> None:
                     last = event.seq or last
                 if len(events) < REPLAY_PAGE:
                     break
+            if watch is not None:
+                # A watcher may have been sent none of the replayed events: say how far
+                # the replay went, so the client resumes from there and knows it caught up.
+                await ws.send_json({"type": "caught_up", "seq": last})
         state = {"last": last}
 
         async def writer() -> None:

@@ -55,6 +55,23 @@ function render() {
   document.title = `${unread ? `(${unread}) ` : ""}Inbox · Omnichannel Inbox`;
 }
 
+/** What this inbox shows, for the server's routing: the list filter (search aside: the
+ *  server cannot judge it, so it sends the filter's events and the list re-queries) and
+ *  the open conversation. */
+function watchFrame() {
+  const view = { status: state.status || null, channel: state.channel || null };
+  if (state.view === "mine") view.assignee = "me";
+  if (state.view === "unassigned") view.assignee = "none";
+  if (state.view === "bot") view.handled_by = "bot";
+  return { view, conversation_id: state.thread ? state.thread.id : null };
+}
+
+/** The list filter changed: watch the new view, then load the list (once the server
+ *  confirms, so no event falls between the two). */
+function changeView() {
+  if (!socket.setWatch(watchFrame(), loadList)) loadList();
+}
+
 function listParams() {
   const params = { status: state.status, channel: state.channel, q: state.q, limit: 100 };
   if (state.view === "mine") params.assignee = "me";
@@ -184,6 +201,7 @@ async function openConversation(id) {
   state.thread = new Thread(threadPane, data, ctx);
   root.classList.add("show-thread");
   history.replaceState(null, "", `#c${id}`);
+  socket.setWatch(watchFrame());
   const conv = state.convs.get(id);
   if (conv) conv.unread_count = 0;
   render();
@@ -197,11 +215,11 @@ for (const button of document.querySelectorAll(".view")) {
   button.addEventListener("click", () => {
     state.view = button.dataset.view;
     for (const b of document.querySelectorAll(".view")) b.setAttribute("aria-pressed", String(b === button));
-    loadList();
+    changeView();
   });
 }
-document.getElementById("f-status").addEventListener("change", (e) => { state.status = e.target.value; loadList(); });
-document.getElementById("f-channel").addEventListener("change", (e) => { state.channel = e.target.value; loadList(); });
+document.getElementById("f-status").addEventListener("change", (e) => { state.status = e.target.value; changeView(); });
+document.getElementById("f-channel").addEventListener("change", (e) => { state.channel = e.target.value; changeView(); });
 const search = document.getElementById("f-search");
 search.addEventListener("input", debounce(() => { state.q = search.value.trim(); loadList(); }, 250));
 document.getElementById("filters").addEventListener("submit", (e) => e.preventDefault());
@@ -214,6 +232,7 @@ async function start() {
     const data = await api("/api/v1/agents");
     for (const a of data.items) agents.set(a.id, a);
   } catch { /* names fall back to "Agent" */ }
+  socket.watch = watchFrame(); // sent with the connect: routed from the first event on
   socket.connect(); // subscribe first, then load the list on "hello" (nothing falls between)
   const hash = /^#c(\d+)$/.exec(location.hash);
   if (hash) openConversation(Number(hash[1]));
