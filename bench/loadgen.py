@@ -15,6 +15,11 @@ Modes: `closed` (each of `--conns` keep-alive connections posts as fast as answe
 throughput) and `paced` (message i is due at start + i/rate, spread over the
 connections; latency is measured from the actual send).
 
+Routing: `--idle-watch JSON` makes each idle agent socket send a watch frame
+(`{"type": "watch", **JSON}`, e.g. `{"view": {"assignee": "me"}}`) and wait for the
+server's `watching` before the run; `--watch JSON` gives the active agents a watch on
+their URL (`?watch=`), so a reconnect replays what the view would have received.
+
 Lost = a message acknowledged by 200 but not seen, by the end of the grace period, by an
 active agent socket that should see it (each active agent is one pair). An active
 socket the server closes (resync) reconnects with `?since=` its last seq, as the
@@ -41,7 +46,7 @@ import struct
 import sys
 import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from twilio.request_validator import RequestValidator
 
@@ -111,10 +116,12 @@ class WsClient(asyncio.Protocol):
     idle clients only answer pings and discard what they receive."""
 
     def __init__(self, host: str, path: str, *, active: bool,
-                 seen: dict[int, float] | None = None, last_seq: int = 0) -> None:
+                 seen: dict[int, float] | None = None, last_seq: int = 0,
+                 watch: bytes | None = None) -> None:
         self.host = host
         self.path = path
         self.active = active
+        self.watch = watch  # a watch frame to send after hello; opened once confirmed
         self.transport: asyncio.Transport | None = None
         self.upgraded = False
         self.buf = bytearray()
@@ -187,7 +194,14 @@ class WsClient(asyncio.Protocol):
 
     def _text(self, payload: bytes, now: float) -> None:
         if not self.opened.done():
-            self.opened.set_result(True)
+            if self.watch is None:
+                self.opened.set_result(True)
+            elif payload.startswith((b'{"type":"hello"', b'{"type": "hello"')):
+                self._send(0x1, self.watch)
+            elif b'"type":"watching"' in payload:
+                self.opened.set_result(True)
+            elif b'"type":"error"' in payload or b'"type": "error"' in payload:
+                self.opened.set_exception(ConnectionError(payload.decode(errors="replace")))
         m = SEQ_RE.search(payload, 0, 40)
         if m is not None and (payload.startswith(b'{"seq"') or not self.last_seq):
             seq = int(m.group(1))  # events carry seq first; the hello only starts the count
@@ -205,7 +219,10 @@ class WsClient(asyncio.Protocol):
             return
         mask = os.urandom(4)
         masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
+        n = len(payload)
+        head = bytes([0x80 | opcode, 0x80 | n]) if n < 126 else \
+            bytes([0x80 | opcode, 0x80 | 126]) + struct.pack("!H", n)
+        self.transport.write(head + mask + masked)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
@@ -220,11 +237,12 @@ class WsClient(asyncio.Protocol):
 
 
 async def open_ws(host: str, port: int, path: str, *, active: bool, timeout: float = 30.0,
-                  seen: dict[int, float] | None = None, last_seq: int = 0) -> WsClient:
+                  seen: dict[int, float] | None = None, last_seq: int = 0,
+                  watch: bytes | None = None) -> WsClient:
     loop = asyncio.get_running_loop()
     _t, proto = await asyncio.wait_for(
         loop.create_connection(lambda: WsClient(f"{host}:{port}", path, active=active, seen=seen,
-                                                last_seq=last_seq), host, port),
+                                                last_seq=last_seq, watch=watch), host, port),
         timeout)
     await asyncio.wait_for(proto.opened, timeout)
     return proto
@@ -361,8 +379,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     parts = urlsplit(args.base)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     path = f"{args.ws_path}?token={args.agent_token}"
+    if args.watch:
+        path += "&watch=" + quote(json.dumps(json.loads(args.watch), separators=(",", ":")))
+    idle_watch = None
+    if args.idle_watch:
+        idle_watch = json.dumps({"type": "watch", **json.loads(args.idle_watch)},
+                                separators=(",", ":")).encode()
     pids = [int(p) for p in args.server_pids.split(",") if p]
-    out: dict[str, Any] = {"fd_limit": fd_limit}
+    out: dict[str, Any] = {"fd_limit": fd_limit, "watch": args.watch or None,
+                           "idle_watch": args.idle_watch or None}
 
     # Idle sockets first (memory per socket), in bounded batches of handshakes.
     idle: list[WsClient] = []
@@ -374,7 +399,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for start in range(0, args.idle, args.idle_batch):
             batch = await asyncio.gather(*[
                 open_ws(host, port, f"{args.idle_path}?token={args.agent_token}", active=False,
-                        timeout=60) for _ in range(start, min(args.idle, start + args.idle_batch))],
+                        timeout=60, watch=idle_watch)
+                for _ in range(start, min(args.idle, start + args.idle_batch))],
                 return_exceptions=True)
             for item in batch:
                 if isinstance(item, WsClient):
@@ -384,6 +410,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         out["idle_connect_s"] = clock() - t0
         await asyncio.sleep(2.0)
         rss1 = rss_kib(pids)
+        if failures and not idle:
+            out["idle_error"] = repr(next((b for b in batch if not isinstance(b, WsClient)), None))
         out.update(idle_connected=len(idle), idle_failures=failures, rss_before_kib=rss0,
                    rss_after_kib=rss1,
                    kib_per_idle=(rss1 - rss0) / len(idle) if idle else float("nan"))
@@ -425,6 +453,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.sleep(0.3)
 
     cpu0, own0 = cpu_seconds(pids), time.process_time()
+    idle_frames0 = sum(w.frames for w in idle)
     start = clock()
     deadline = start + args.duration
     if args.mode == "closed":
@@ -487,6 +516,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         close_codes=sorted({str(c) for a in agents for c in a.close_codes}),
         idle_dropped=sum(1 for w in idle if w.lost.done()),
         idle_frames=sum(w.frames for w in idle),
+        idle_frames_run=sum(w.frames for w in idle) - idle_frames0,
         next_id=next(counter),
         server_cpu_s=cpu1 - cpu0, loadgen_cpu_s=own1 - own0,
         server_cpu_ms_per_msg=(cpu1 - cpu0) * 1000 / max(1, len(measured)) if pids else float("nan"),
@@ -542,6 +572,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle", type=int, default=0)
     p.add_argument("--idle-path", default="/ws/agent")
     p.add_argument("--idle-batch", type=int, default=100)
+    p.add_argument("--watch", default="", help='active agents\' watch, e.g. {"view": {"status": "open"}}')
+    p.add_argument("--idle-watch", default="", help='idle agents\' watch frame body, e.g. {"view": {"assignee": "me"}}')
     p.add_argument("--mode", choices=["closed", "paced"], default="closed")
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--rate", type=float, default=100.0)
