@@ -43,7 +43,9 @@ from inbox.types import (
 
 log = logging.getLogger(__name__)
 
-
+# "The newest conversation of this thread has not been looked up yet" (None: there is none).
+_UNKNOWN: Any = object()
+_Latest = Conversation | None
 
 @dataclass(slots=True)
 class IngestResult:
@@ -70,11 +72,14 @@ async def ingest(rt: Runtime, inbound: Inbound) -> IngestResult:
     value = canonical(inbound.sender_kind, inbound.sender, default_region=rt.settings.default_region)
     for attempt in range(3):
         try:
-            result = await _ingest_once(rt, inbound, value)
+            # The first attempt skips the look-up by provider id: a retried webhook is
+            # rare, and the unique (channel, provider id) constraint refuses its insert
+            # anyway, rolling everything back (one statement less for every new message).
+            result = await _ingest_once(rt, inbound, value, known_new=attempt == 0)
             break
         except IntegrityError:
-            # A concurrent delivery of the same webhook (or the same new contact) won
-            # the race; the next attempt finds what it stored.
+            # A retried or concurrent delivery of the same webhook (or the same new
+            # contact) won the race; the next attempt finds what it stored.
             if attempt == 2:
                 raise
     else:  # pragma: no cover
@@ -94,16 +99,18 @@ async def _answer_help(rt: Runtime, conversation_id: int) -> None:
         log.exception("could not answer HELP in conversation %s", conversation_id)
 
 
-async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResult:
+async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
+                       known_new: bool) -> IngestResult:
     async with rt.sessions() as session, session.begin():
-        existing = await store.message_by_provider_id(
-            session, channel=inbound.channel, provider_message_id=inbound.provider_message_id
-        )
-        if existing is not None:
-            conv = await session.get(Conversation, existing.conversation_id)
-            return IngestResult(existing.id or 0, existing.conversation_id,
-                                conv.contact_id if conv else 0, duplicate=True)
-        contact, identity = await _resolve_contact(session, inbound, value)
+        if not known_new:
+            existing = await store.message_by_provider_id(
+                session, channel=inbound.channel, provider_message_id=inbound.provider_message_id
+            )
+            if existing is not None:
+                conv = await session.get(Conversation, existing.conversation_id)
+                return IngestResult(existing.id or 0, existing.conversation_id,
+                                    conv.contact_id if conv else 0, duplicate=True)
+        contact, identity, latest = await _resolve_contact(session, inbound, value)
         now = utcnow()
         machine = bool(inbound.flags & MACHINE_FLAGS)
         events: list[EventOut] = []
@@ -119,8 +126,18 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
             contact_changed = True
 
         conv, created = await _pick_conversation(
-            rt, session, inbound, contact=contact, identity=identity, now=now, machine=machine
-        )
+            rt, session, inbound, contact=contact, identity=identity, now=now, machine=machine,
+            latest=latest)
+        if not created:  # (a new one was stored in this state already)
+            # The conversation's new state goes out in the same flush as the message.
+            conv.last_activity_at = now
+            if not machine:
+                conv.last_customer_at = now
+                conv.unread_count += 1
+            if conv.status == "snoozed" and not machine:
+                conv.status, conv.snoozed_until = "open", None
+            if conv.subject is None and inbound.thread.subject:
+                conv.subject = _no_nul(inbound.thread.subject[:500])
         message = Message(
             conversation_id=conv.id or 0,
             channel=inbound.channel,
@@ -128,7 +145,7 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
             author_kind="customer",
             text=_no_nul(inbound.text) or "",
             html=_no_nul(inbound.html),
-            attachments=[],
+            attachments=[_attachment_item(att) for att in inbound.attachments],
             provider_message_id=inbound.provider_message_id,
             thread_message_id=inbound.thread.message_id,
             flags=sorted(inbound.flags),
@@ -138,17 +155,10 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
         )
         session.add(message)
         await session.flush()
-        message.attachments = await _store_attachments(session, message.id or 0, inbound.attachments)
-
-        conv.last_activity_at = now
-        if not machine:
-            conv.last_customer_at = now
-            conv.unread_count += 1
-        if conv.status == "snoozed" and not machine:
-            conv.status, conv.snoozed_until = "open", None
-        if conv.subject is None and inbound.thread.subject:
-            conv.subject = _no_nul(inbound.thread.subject[:500])
-        await session.flush()
+        if any(att.data is not None for att in inbound.attachments):
+            message.attachments = await _store_attachments(session, message.id or 0,
+                                                           inbound.attachments)
+            await session.flush()
         summary = conversation_out(conv, contact_name=contact.name, last_message=message)
         if contact_changed:
             events.append(await contact_event(session, contact))
@@ -164,21 +174,32 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str) -> IngestResul
 
 async def _resolve_contact(
     session: AsyncSession, inbound: Inbound, value: str
-) -> tuple[Contact, Identity]:
-    identity = await store.find_identity(session, kind=inbound.sender_kind, value=value)
+) -> tuple[Contact, Identity, _Latest]:
+    """The sender's (live) contact and identity, created when new; for channels threaded
+    by key, also the contact's newest conversation on this thread, read in the same
+    round trip (`_UNKNOWN` when it still has to be looked up)."""
+    email = inbound.channel == "email"
+    found = await store.identity_with_contact(
+        session, kind=inbound.sender_kind, value=value,
+        channel=None if email else inbound.channel, thread_key=_thread_key(inbound))
     name = clean_name(inbound.display_name)
     if name and _ADDRESS_AS_NAME.match(name):
         # "alice@example.com <bob@example.com>": an address posing as a name (a spoofing
         # trick, or a client echoing the address) would show agents the wrong person.
         name = None
-    if identity is None:
+    if found is None:
         contact, identity = await store.create_contact_with_identity(
             session, kind=inbound.sender_kind, value=value, raw=inbound.sender, name=name)
-        return contact, identity
-    contact = await live_contact(session, identity.contact_id)
+        return contact, identity, None
+    identity, contact, latest = found
+    if email:
+        latest = _UNKNOWN
+    if contact.merged_into_id:
+        # Merged away: the live contact's threads count, not this one's.
+        contact, latest = await live_contact(session, contact.id or 0), _UNKNOWN
     if name and not contact.name:
         contact.name, contact.updated_at = name, utcnow()
-    return contact, identity
+    return contact, identity, latest
 
 
 async def live_contact(session: AsyncSession, contact_id: int) -> Contact:
@@ -247,12 +268,15 @@ async def _pick_conversation(
     identity: Identity,
     now: datetime,
     machine: bool,
+    latest: _Latest = _UNKNOWN,
 ) -> tuple[Conversation, bool]:
     window = timedelta(hours=rt.settings.reopen_window_hours)
     candidate: Conversation | None = None
     if inbound.channel == "email":
         candidate = await _email_candidate(rt, session, inbound, contact=contact, now=now,
                                            machine=machine)
+    elif latest is not _UNKNOWN:
+        candidate = latest  # read with the contact (`_resolve_contact`)
     else:
         candidate = await store.latest_conversation(
             session, contact_id=contact.id or 0, channel=inbound.channel,
@@ -274,6 +298,9 @@ async def _pick_conversation(
         customer_address=inbound.sender,
         subject=_no_nul(inbound.thread.subject[:500]) if inbound.thread.subject else None,
         last_activity_at=now,
+        # What `_ingest_once` does to an existing conversation, done before the insert.
+        last_customer_at=None if machine else now,
+        unread_count=0 if machine else 1,
         created_at=now,
     )
     session.add(conv)
@@ -331,19 +358,24 @@ def _same_subject(a: str, b: str) -> bool:
     return bool(na) and na == nb
 
 
+def _attachment_item(att: Attachment) -> dict[str, Any]:
+    """An attachment as `Message.attachments` keeps it (bytes aside: see StoredFile)."""
+    return {
+        "content_type": att.content_type,
+        "filename": att.filename,
+        "url": att.url,
+        "size": att.size,
+        "inline": att.inline,
+        "content_id": att.content_id,
+    }
+
+
 async def _store_attachments(
     session: AsyncSession, message_id: int, attachments: list[Attachment]
 ) -> list[dict[str, Any]]:
     stored: list[dict[str, Any]] = []
     for att in attachments:
-        item: dict[str, Any] = {
-            "content_type": att.content_type,
-            "filename": att.filename,
-            "url": att.url,
-            "size": att.size,
-            "inline": att.inline,
-            "content_id": att.content_id,
-        }
+        item = _attachment_item(att)
         if att.data is not None:
             blob = StoredFile(message_id=message_id, filename=att.filename,
                               content_type=att.content_type, size=len(att.data), data=att.data)
