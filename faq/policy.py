@@ -106,6 +106,12 @@ def _handover(reason: str, **kw: object) -> Decision:
     return Decision("handover", reason, record=True, **kw)  # type: ignore[arg-type]
 
 
+# `screen` verdicts that depend only on the message and on who handles the conversation
+# (no earlier bot answer, no answer count): the responder may act on them before it
+# reads anything from the database.
+SETTLED_BY_EVENT = frozenset({"human_owned", "machine", "keyword", "channel_off", "empty"})
+
+
 def screen(s: Situation, policy: Policy) -> Decision | None:
     """The verdict when it does not depend on the FAQ match; None: go on and match."""
     if s.handled_by != "bot":

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import col, select
 
 from faq import store
-from faq.policy import Decision, Situation, reason_text
+from faq.policy import SETTLED_BY_EVENT, Decision, Situation, reason_text, screen
 from faq.render import personalise, render, uses_order
 from faq.service import FaqService
 from faq.store import FaqEntry
@@ -62,6 +62,8 @@ class FaqResponder:
         message = event.payload.get("message") or {}
         if message.get("direction") != "in" or message.get("author") != "customer":
             return
+        if self._settled(event.payload.get("conversation"), message):
+            return
         conversation_id = event.conversation_id
         slot = self._locks.setdefault(conversation_id, [asyncio.Lock(), 0])
         slot[1] += 1
@@ -72,6 +74,26 @@ class FaqResponder:
             slot[1] -= 1
             if slot[1] == 0:
                 self._locks.pop(conversation_id, None)
+
+    def _settled(self, conversation: Any, message: dict[str, Any]) -> bool:
+        """Whether the event alone shows the bot must stay silent, with no database read.
+
+        The ingest event carries the conversation as committed with the message: handed
+        to a person then (the bot only ever gives a conversation away; resolving hands
+        it back, after an agent has seen the message), written by a machine, a keyword,
+        a channel the bot is off on, or empty. The checks that need facts from the
+        database (the last bot answer, the answer count) are left to `_situation`.
+        """
+        if not isinstance(conversation, dict):
+            return False
+        early = screen(Situation(
+            text=str(message.get("text") or ""),
+            channel=str(conversation.get("channel") or ""),
+            handled_by=str(conversation.get("handled_by") or "bot"),
+            flags=frozenset(message.get("flags") or ()),
+            has_attachments=bool(message.get("attachments")),
+        ), self.service.policy)
+        return early is not None and early.reason in SETTLED_BY_EVENT
 
     # --- facts ------------------------------------------------------------------------
     async def _situation(
