@@ -114,3 +114,36 @@ def test_missing_extra_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
 def test_semantic_setting_is_off_by_default_and_read_from_the_environment() -> None:
     assert Settings.from_env({"INBOX_SECRET_KEY": "k"}).faq_semantic is False
     assert Settings.from_env({"INBOX_SECRET_KEY": "k", "INBOX_FAQ_SEMANTIC": "1"}).faq_semantic
+
+
+
+async def test_service_with_semantic_setting_matches_paraphrases_and_follows_edits(
+    encoder, sqlite_url: str  # type: ignore[no-untyped-def]
+) -> None:
+    from faq.entries import validate_entry
+    from faq.semantic import SemanticMatcher
+    from faq.service import FaqService
+    from tests.conftest import make_settings
+    from web.app import build_runtime
+
+    rt = await build_runtime(make_settings(sqlite_url, faq_semantic=True), migrate_db=False,
+                             responders=lambda s: [])
+    try:
+        service = FaqService()
+        service._encoder = encoder  # the model these tests already loaded
+        ids = {}
+        for doc in DOCS:
+            entry = await service.create(rt, validate_entry(
+                {"question": doc.question, "alternates": list(doc.alternates), "answer": "A."}))
+            ids[doc.id] = str(entry.id)
+        assert isinstance(await service.matcher(rt), SemanticMatcher)
+        login = await service.match(
+            rt, "The login screen keeps rejecting me, I can't remember the secret code")
+        gift = await service.create(rt, validate_entry(
+            {"question": "Do you offer gift wrapping?", "answer": "Yes."}))
+        wrapped = await service.match(rt, "could the item be packaged nicely as a birthday present")
+    finally:
+        await rt.drain()
+        await rt.close()
+    assert login.entry_id == ids["reset-password"]
+    assert wrapped.entry_id == str(gift.id)
