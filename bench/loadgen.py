@@ -131,6 +131,7 @@ class WsClient(asyncio.Protocol):
         self.last_seq = last_seq
         self.close_code: int | None = None
         self.frames = 0
+        self.events = 0  # idle sockets: text frames after opening that were not pings
         self.seqs: list[int] | None = [] if active else None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -182,6 +183,8 @@ class WsClient(asyncio.Protocol):
             if opcode in (1, 0):
                 if self.active or not self.opened.done():
                     self._text(bytes(buf[off:pos]), now)
+                elif not buf.startswith(b'{"type":"ping"', off):
+                    self.events += 1  # an idle socket sent something other than a heartbeat
             elif opcode == 9:
                 self._send(0xA, bytes(buf[off:pos]))
             elif opcode == 8:
@@ -454,6 +457,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     cpu0, own0 = cpu_seconds(pids), time.process_time()
     idle_frames0 = sum(w.frames for w in idle)
+    idle_events0 = sum(w.events for w in idle)
     start = clock()
     deadline = start + args.duration
     if args.mode == "closed":
@@ -517,6 +521,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         idle_dropped=sum(1 for w in idle if w.lost.done()),
         idle_frames=sum(w.frames for w in idle),
         idle_frames_run=sum(w.frames for w in idle) - idle_frames0,
+        idle_events_run=sum(w.events for w in idle) - idle_events0,
         next_id=next(counter),
         server_cpu_s=cpu1 - cpu0, loadgen_cpu_s=own1 - own0,
         server_cpu_ms_per_msg=(cpu1 - cpu0) * 1000 / max(1, len(measured)) if pids else float("nan"),
