@@ -17,6 +17,7 @@ import logging
 import random
 from typing import Any
 
+from sqlalchemy import func, select
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -24,7 +25,7 @@ from inbox import pipeline, store
 from inbox.errors import InboxError
 from inbox.events import EventOut
 from inbox.hub import Resync, Subscription, conversation_topic, customer_topic
-from inbox.models import Conversation
+from inbox.models import Conversation, Event
 from inbox.routing import BadWatch, StateTracker, ViewState, Watch, parse_watch
 from inbox.runtime import Runtime
 from inbox.sequencer import log_reader
@@ -120,10 +121,6 @@ async def _seed_states(session: Any, tracker: StateTracker, events: list[EventOu
                        since: int) -> None:
     """Teach `tracker` the state, as of `since`, of the conversations `events` are about
     and it does not know yet (one query), so a replay judges "left the view" as live did."""
-    from sqlalchemy import func, select
-
-    from inbox.models import Event
-
     ids = {e.conversation_id for e in events
            if e.conversation_id is not None and e.conversation_id not in tracker}
     if not ids:
