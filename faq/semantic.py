@@ -149,20 +149,22 @@ class MiniLMEncoder:
 # utterances 11-20 per intent, CLINC150 val + oos_val; K=5 and K=10; each task weighted
 # equally, plus random sub-FAQs). Paste the printed values here after changing a feature.
 #
-# Ranking features (`_candidate_features`): best, second-best and mean phrasing cosine,
-# lexical confidence, lexical top-1 flag, log soft-kNN vote share.
-RANK_WEIGHTS: tuple[float, ...] = (-0.191, 1.117, 1.303, 1.729, 0.141, 0.799)
-# Confidence = sigmoid(CONF_BIAS + CONF_WEIGHTS . `_calibration_x`).
-CONF_WEIGHTS: tuple[float, ...] = (0.4564, -0.4653, 0.2312, 1.7359, 0.2722, 0.4806, 7.9105, 3.3644, 0.4325, 0.4143, -0.4429, 1.332, 0.0241, 0.089, -0.8195, -1.5592, 2.2905, -0.5359, -0.0129)
-CONF_BIAS: float = -2.3051
+# Ranking features (`SemanticMatcher.candidates`): best, second-best and mean phrasing
+# cosine (centred vectors), lexical confidence, lexical top-1 flag, log soft-kNN vote.
+RANK_WEIGHTS: tuple[float, ...] = (-0.314, 1.375, 1.567, 1.597, 0.101, 0.656)
+# Confidence = sigmoid(CONF_BIAS + CONF_WEIGHTS . `calibration_x`).
+CONF_WEIGHTS: tuple[float, ...] = (0.3774, -0.5393, 0.3838, 3.0273, -0.0725, 0.3538, 3.1294, 3.0799, 0.7933, 0.5831, -0.4957, 1.2898, 0.0344, 0.0887, -0.4159, -2.9293, 2.0985, -0.493, 0.0859)
+CONF_BIAS: float = -2.4122
 # The raw confidence at which the four dev FAQs, pooled with equal weight, reach 95 %
 # precision; `match` maps it onto `faq.matcher.DEFAULT_THRESHOLD`.
-RAW_THRESHOLD: float = 0.7891
+RAW_THRESHOLD: float = 0.7855
 
 # Lexical candidates taken from the matcher (it re-ranks at most 8 itself).
 _LEX_LIMIT = 5
 # Nearest entries by best-phrasing cosine added to the candidates.
 _KNN = 8
+# Phrasings' worth of zero vectors mixed into the FAQ's mean before it is subtracted.
+_CENTRE_PRIOR = 20
 # Temperature of the soft nearest-neighbour vote: cosines of paraphrases and of
 # unrelated sentences differ by tenths, so 0.05 makes that a large odds ratio.
 _TAU = 0.05
@@ -180,6 +182,8 @@ class SemanticMatcher:
         self._owner: np.ndarray | None = None  # entry index of each matrix row
         self._ids: list[str] = []  # entry index -> id
         self._pos: dict[str, int] = {}  # id -> entry index
+        self._spans: dict[str, tuple[int, int]] = {}  # id -> its rows of the matrix
+        self._centre: np.ndarray | None = None  # subtracted from every vector
         docs = list(docs)
         texts = [t for d in docs for t in _phrasings(d)]
         if texts:  # one batched encode for a bulk build
@@ -212,15 +216,28 @@ class SemanticMatcher:
         if self._vectors.pop(doc_id, None) is not None:
             self._matrix = None
 
-    def _index(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._matrix is None or self._owner is None:
+    def _index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(centred unit phrasing vectors, entry index per row, centre), rebuilt
+        after an edit. Sentence embeddings share a large common direction; removing
+        the FAQ's mean phrasing makes cosines tell its entries apart better (dev
+        coverage@95 on banking77-k5: 0.62 -> 0.67 in a 2-fold check). The mean is shrunk
+        towards 0 for small FAQs, where it would be mostly the few entries themselves."""
+        if self._matrix is None or self._owner is None or self._centre is None:
             np = self._np
             self._ids = list(self._vectors)
             self._pos = {eid: i for i, eid in enumerate(self._ids)}
             blocks = [self._vectors[i] for i in self._ids]
-            self._matrix = np.concatenate(blocks) if blocks else np.zeros((0, 384), np.float32)
+            raw = np.concatenate(blocks) if blocks else np.zeros((0, 384), np.float32)
+            rows = len(raw)
+            centre = raw.mean(0) * (rows / (rows + _CENTRE_PRIOR)) if rows else np.zeros(384)
+            centred = raw - centre
+            centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-6)
+            self._matrix = centred.astype(np.float32)
+            self._centre = centre.astype(np.float32)
             self._owner = np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
-        return self._matrix, self._owner
+            ends = np.cumsum([len(b) for b in blocks])
+            self._spans = {eid: (int(e - len(b)), int(e)) for eid, b, e in zip(self._ids, blocks, ends)}
+        return self._matrix, self._owner, self._centre
 
     def _embed(self, text: str) -> np.ndarray:
         one = getattr(self._encoder, "encode_one", None)
@@ -253,8 +270,9 @@ class SemanticMatcher:
     def candidates(self, text: str, vector: np.ndarray) -> tuple[list[str], list[tuple[float, ...]]]:
         """Candidate entry ids and their ranking features (`RANK_WEIGHTS` order)."""
         np = self._np
-        matrix, owner = self._index()
-        sims = matrix @ vector
+        matrix, owner, centre = self._index()
+        q = vector - centre
+        sims = matrix @ (q / max(float(np.linalg.norm(q)), 1e-6))
         n = len(self._ids)
         best = np.full(n, -1.0, np.float32)
         np.maximum.at(best, owner, sims)
@@ -269,7 +287,8 @@ class SemanticMatcher:
         chosen = list(dict.fromkeys([self._ids[int(j)] for j in near] + list(lex_conf)))
         feats = []
         for eid in chosen:
-            s = self._vectors[eid] @ vector
+            start, end = self._spans[eid]
+            s = sims[start:end]
             top = float(s.max())
             second = float(np.partition(s, -2)[-2]) if len(s) > 1 else top
             feats.append((
