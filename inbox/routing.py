@@ -106,6 +106,9 @@ class StateTracker:
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
         self._states: dict[int, ViewState] = {}
+        # States read from the conversation table (`warm`), valid for events after `_as_of`.
+        self._warm: dict[int, ViewState] = {}
+        self._as_of = 0
 
     def __len__(self) -> int:
         return len(self._states)
@@ -116,6 +119,17 @@ class StateTracker:
     def clear(self) -> None:
         """Forget everything (events may have been missed)."""
         self._states.clear()
+        self._warm.clear()
+
+    def warm(self, states: Iterable[tuple[int, ViewState]], *, as_of: int) -> None:
+        """Conversations' states as stored once every event up to seq `as_of` had
+        committed (read the conversations, *then* the highest seq), so a conversation
+        this process has not seen an event of since it started has a known "previous"
+        for its events after `as_of`. States seen since take precedence."""
+        interned: dict[ViewState, ViewState] = {}
+        warm = {cid: interned.setdefault(state, state) for cid, state in states
+                if cid not in self._states}
+        self._warm, self._as_of = warm, as_of
 
     def remember(self, conversation_id: int, state: ViewState) -> None:
         """Record `state` as the latest of `conversation_id`."""
@@ -144,6 +158,9 @@ class StateTracker:
             previous = None
         else:
             previous = self._states.get(cid, UNKNOWN)
+            if previous is UNKNOWN and (event.seq or 0) > self._as_of:
+                previous = self._warm.get(cid, UNKNOWN)
+        self._warm.pop(cid, None)
         self.remember(cid, current)
         contact_id = snapshot.get("contact_id")
         return Route(current=current, previous=previous,

@@ -69,7 +69,8 @@ async def watch(ws: Any, view: dict[str, Any], conversation_id: int | None = Non
 
 
 def seqs(frames: list[dict[str, Any]]) -> list[int]:
-    return [f["seq"] for f in frames if isinstance(f.get("seq"), int) and f["type"] != "hello"]
+    return [f["seq"] for f in frames
+            if isinstance(f.get("seq"), int) and f["type"] not in ("hello", "caught_up")]
 
 
 @contextmanager
@@ -334,7 +335,9 @@ async def test_resume_with_since_and_a_view_replays_what_the_view_would_have_rec
         replayed = await quiet(resumed, 0.6)
     assert seqs(replayed) == seqs(live_frames)
     assert seqs(replayed), "the view's events were replayed"
-    assert {f["conversation_id"] for f in replayed if f["type"] != "hello"} == {theirs}
+    assert {f["conversation_id"] for f in replayed if f["type"] not in ("hello", "caught_up")} == {theirs}
+    # The replay says how far it went: resume from there, whatever was sent.
+    assert replayed[-1] == {"type": "caught_up", "seq": end}
     assert unrelated not in {f.get("conversation_id") for f in replayed}
     assert max(seqs(replayed)) < end
     # The unassignment (leaving the view) is in both.
@@ -367,6 +370,39 @@ async def test_watching_many_idle_agents_costs_an_event_only_its_own_subscribers
             assert hub.considered - before == 1
         for ws in idle[:20]:
             assert seqs(await quiet(ws, 0.01)) == []
+    finally:
+        for ws in idle:
+            await ws.close()
+
+
+async def test_after_a_restart_stored_states_keep_old_conversations_routed_by_view(
+    server: LiveServer,
+) -> None:
+    from web.routes.realtime import _warm_states
+
+    agent, token = await create_agent(server.rt, email="warm@test.example", name="W", role="agent")
+    old = (await pipeline.ingest(server.rt, inbound("from before the restart"))).conversation_id
+    url = f"{server.ws_url}/ws/agent?token={token}"
+    idle = [await websockets.connect(url) for _ in range(20)]
+    try:
+        for ws in idle:
+            await frames_until(ws, lambda f: f["type"] == "hello")
+            await watch(ws, {"assignee": "me"})
+        hub = server.rt.hub
+        hub.states.clear()  # what a restarted worker knows of earlier conversations
+        await pipeline.ingest(server.rt, inbound("unknown before"))
+        assert [f["conversation_id"] for f in await quiet(idle[0]) if f.get("seq")] == [old]
+        hub.states.clear()
+        await _warm_states(server.rt)
+        before = hub.considered
+        await pipeline.ingest(server.rt, inbound("known from the table"))
+        await asyncio.sleep(0.3)
+        assert hub.considered - before == 0
+        assert seqs(await quiet(idle[0])) == []
+        # Assigning it to them still reaches them.
+        await pipeline.assign(server.rt, conversation_id=old, agent_id=agent.id)
+        got = await frames_until(idle[0], lambda f: f["type"] == "conversation.updated")
+        assert got[-1]["conversation"]["assignee_id"] == agent.id
     finally:
         for ws in idle:
             await ws.close()

@@ -104,6 +104,25 @@ def _read_log(rt: Runtime) -> None:
     """
     if not rt.hub.reads_log:
         rt.hub.use_log(log_reader(rt.sessions))
+        rt.spawn(_warm_states(rt))
+
+
+async def _warm_states(rt: Runtime) -> None:
+    """Teach the hub the stored state of the most recently active conversations, so the
+    first event of each since this process started is routed by its view rather than
+    offered to every watcher (it might have left a view: the state before is unknown)."""
+    try:
+        async with rt.sessions() as session:
+            result = await session.exec(select(  # type: ignore[call-overload]
+                Conversation.id, Conversation.status, Conversation.assignee_id,
+                Conversation.channel, Conversation.handled_by)
+                .order_by(Conversation.last_activity_at.desc())  # type: ignore[attr-defined]
+                .limit(rt.hub.states.limit))
+            rows = result.all()
+            as_of = await store.last_seq(session)  # after the read: see StateTracker.warm
+        rt.hub.states.warm(((r[0], ViewState(r[1], r[2], r[3], r[4])) for r in rows), as_of=as_of)
+    except Exception:  # an optimisation: without it the first events go to every watcher
+        log.exception("reading conversation states for routing failed")
 
 
 def _watch_from_query(ws: WebSocket, agent_id: int) -> Watch | None:
