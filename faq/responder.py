@@ -13,9 +13,12 @@ two quick questions cannot both slip under the answer limit.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
+from sqlalchemy import bindparam, func
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
 from faq import store
@@ -42,6 +45,23 @@ ACK_KO = "상담원에게 연결해 드릴게요. 잠시만 기다려 주세요.
 def acknowledgement(text: str) -> str:
     """The hand-over acknowledgement in the customer's language (Korean or English)."""
     return ACK_KO if any("\uac00" <= ch <= "\ud7a3" for ch in text) else ACK_EN
+
+
+@functools.cache
+def _situation_query() -> Any:
+    # Built once (bind parameters): composing it per message cost more than running it.
+    said = aliased(Message)
+    last_out = (
+        select(func.max(said.id))
+        .where(said.conversation_id == bindparam("conversation_id"), said.direction == "out",
+               col(said.private).is_(False), col(said.id) < bindparam("before_id"))
+        .scalar_subquery()
+    )
+    return (
+        select(Conversation, Message.author_kind, Message.meta)
+        .outerjoin(Message, col(Message.id) == last_out)
+        .where(col(Conversation.id) == bindparam("conversation_id"))
+    )
 
 
 class FaqResponder:
@@ -99,21 +119,16 @@ class FaqResponder:
     async def _situation(
         self, rt: Runtime, conversation_id: int, message: dict[str, Any]
     ) -> tuple[Situation, Conversation, dict[str, Any] | None] | None:
+        # The conversation, and the last thing we said before this message (notes
+        # aside): if it was an FAQ answer, "no, that didn't help" is about that entry.
         async with rt.sessions() as session:
-            conv = await session.get(Conversation, conversation_id)
-            if conv is None:
-                return None
-            # The last thing we said before this message (notes aside): if it was an
-            # FAQ answer, "no, that didn't help" is about that entry.
-            result = await session.exec(
-                select(Message).where(
-                    col(Message.conversation_id) == conversation_id,
-                    col(Message.direction) == "out",
-                    col(Message.private).is_(False),
-                    col(Message.id) < int(message.get("id") or 0),
-                ).order_by(col(Message.id).desc()).limit(1))
-            last_out = result.first()
-        answered = last_out.meta if last_out is not None and last_out.author_kind == "bot" else None
+            result = await session.exec(_situation_query(), params={  # type: ignore[call-overload]
+                "conversation_id": conversation_id, "before_id": int(message.get("id") or 0)})
+            row = result.first()
+        if row is None:
+            return None
+        conv, last_author, last_meta = row
+        answered = last_meta if last_author == "bot" else None
         entry_id = answered.get("faq_entry_id") if answered else None
         situation = Situation(
             text=str(message.get("text") or ""),
