@@ -191,12 +191,12 @@ async def agent_socket(ws: WebSocket) -> None:
         last = current if since is None else min(since, current)
         if since is not None:
             # A watching socket replays what its watch would have received live.
-            tracker = StateTracker()
+            tracker, start = StateTracker(), last
             while True:
                 async with rt.sessions() as session:
                     events = await store.events_after(session, seq=last, limit=REPLAY_PAGE)
                     if watch is not None:
-                        await _seed_states(session, tracker, events, since)
+                        await _seed_states(session, tracker, events, start)
                 for event in events:
                     if watch is None:
                         await ws.send_text(event.wire())
