@@ -74,17 +74,24 @@ class FaqResponder:
         # conversation id -> [lock, users]; dropped when nobody holds or waits for it.
         self._locks: dict[int, list[Any]] = {}
 
+    def wants(self, event: EventOut) -> bool:
+        """Whether `handle` could act on this event: a new customer message whose event
+        does not already settle that the bot stays silent (no I/O; `Runtime` spawns no
+        task for the others)."""
+        if event.type != "message.created" or event.conversation_id is None:
+            return False
+        message = event.payload.get("message") or {}
+        if message.get("direction") != "in" or message.get("author") != "customer":
+            return False
+        return not self._settled(event.payload.get("conversation"), message)
+
     async def handle(self, event: EventOut, runtime: Runtime) -> None:
         """React to one committed event (only new customer messages matter)."""
         runtime.extras.setdefault("faq", self.service)
-        if event.type != "message.created" or event.conversation_id is None:
+        if not self.wants(event):
             return
         message = event.payload.get("message") or {}
-        if message.get("direction") != "in" or message.get("author") != "customer":
-            return
-        if self._settled(event.payload.get("conversation"), message):
-            return
-        conversation_id = event.conversation_id
+        conversation_id = event.conversation_id or 0
         slot = self._locks.setdefault(conversation_id, [asyncio.Lock(), 0])
         slot[1] += 1
         try:

@@ -62,9 +62,23 @@ class Runtime:
         if self.responders:
             for event in events:
                 for responder in self.responders:
-                    self.spawn(self._respond(responder, event))
+                    if self._wants(responder, event):
+                        self.spawn(self._respond(responder, event))
         if outbox and self.dispatcher is not None:
             self.dispatcher.wake()
+
+    @staticmethod
+    def _wants(responder: Responder, event: EventOut) -> bool:
+        # A responder may say cheaply, without I/O, that an event is none of its
+        # business (an optional `wants(event) -> bool`): no task is spawned for it then.
+        wants = getattr(responder, "wants", None)
+        if wants is None:
+            return True
+        try:
+            return bool(wants(event))
+        except Exception:
+            log.exception("responder %s could not screen event %s", responder.name, event.seq)
+            return True
 
     async def _respond(self, responder: Responder, event: EventOut) -> None:
         try:
