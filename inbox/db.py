@@ -163,10 +163,31 @@ class _BufferedCursor:
 
 
 class _OneHopConnection(aiosqlite.Connection):
-    """aiosqlite's connection, with cursors that cost one thread hop per statement."""
+    """aiosqlite's connection, with cursors that cost one thread hop per statement, and
+    no hop at all for a commit or rollback with no transaction open.
+
+    SQLAlchemy's pool rolls back every connection it gets back (even right after a
+    commit) and a read-only session ends with a rollback; on SQLite (pysqlite begins a
+    transaction only before a write) both find none open: two of the three hops left
+    per ingest. sqlite3's own commit() and rollback() do nothing then either, so
+    skipping the call changes nothing. Reading `in_transaction` from the event loop is
+    safe: it reads a flag, and the connection's owner has no statement in flight.
+    """
 
     def cursor(self) -> _BufferedCursor:  # type: ignore[override]
         return _BufferedCursor(self)
+
+    def _idle(self) -> bool:
+        conn = self._connection
+        return conn is not None and not conn.in_transaction
+
+    async def commit(self) -> None:
+        if not self._idle():
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if not self._idle():
+            await super().rollback()
 
 
 def _one_hop_creator(engine: Any, connect_args: dict[str, Any]) -> Any:
