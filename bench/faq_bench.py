@@ -446,6 +446,7 @@ def _fit_conf_mlp(
     l2: float = 1e-2,
     steps: int = 1500,
     lr: float = 0.02,
+    seed: int = 0,
 ) -> tuple[list[float], tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]:
     """Weighted logistic regression with a small tanh hidden layer beside the linear
     part, on standardised features (numpy, Adam, L2), returned in the matcher's
@@ -459,7 +460,7 @@ def _fit_conf_mlp(
     mu = X.mean(0)
     sd = X.std(0) + 1e-9
     Xs = (X - mu) / sd
-    rng = np.random.RandomState(0)
+    rng = np.random.RandomState(seed)
     nf = X.shape[1]
     P = {
         "W1": rng.randn(nf, hidden) * 0.1, "b1": np.zeros(hidden),
@@ -499,6 +500,26 @@ def _fit_conf_mlp(
     )
 
 
+def _fit_conf_ensemble(
+    data: list[tuple[tuple[float, ...], int, float]],
+    *,
+    seeds: Sequence[int] = (5, 6, 7, 8, 9),
+    l2: float = 1e-3,
+) -> tuple[list[float], tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]:
+    """The average logit of `_fit_conf_mlp` fitted from several random starts, in
+    the same form (linear parts averaged, hidden units pooled with their output
+    weights divided by the number of members). Each member is regularised less
+    than one model alone could be (l2 1e-3 instead of 1e-2); averaging takes the
+    variance out: on dev (2-fold, four tasks) mean coverage@95 0.45 vs 0.41."""
+    members = [_fit_conf_mlp(data, seed=s, l2=l2) for s in seeds]
+    k = len(members)
+    linear = [sum(m[0][i] for m in members) / k for i in range(len(members[0][0]))]
+    rows = tuple(r for m in members for r in m[1])
+    biases = tuple(b for m in members for b in m[2])
+    out = tuple(o / k for m in members for o in m[3])
+    return linear, rows, biases, out
+
+
 def _dev_scores(tasks: Sequence[Task]) -> list[list[tuple[list[tuple[float, ...]], str | None, list[str]]]]:
     out = []
     for task in tasks:
@@ -534,12 +555,18 @@ _SUB_FAQS: tuple[tuple[int | None, int], ...] = (
 )
 
 
+def _start(weights: Sequence[float], n: int) -> list[float]:
+    """The current weights as a starting point for `n` features: a feature added
+    since the last fit starts at 0, a dropped one is cut off."""
+    return [*weights[:n], *[0.0] * (n - len(weights))]
+
+
 def fit(tasks: Sequence[Task]) -> None:
     """Fit RANK1_WEIGHTS, RANK_WEIGHTS, CONF_WEIGHTS/CONF_BIAS and DEFAULT_THRESHOLD
     on the dev splits of `tasks` (never their test splits) and print them for
     pasting into faq/matcher.py. Every task weighs the same whatever its dev size."""
     steps = int(os.environ.get("FIT_STEPS", "300"))
-    n1 = len(matcher_mod.RANK1_WEIGHTS)
+    n1 = matcher_mod._F_WORDS  # the stage-1 (`_lexical`) features come first
     # Stage 1: lexical features over the whole candidate pool.
     keep = matcher_mod._RERANK
     matcher_mod._RERANK = matcher_mod._POOL
@@ -550,7 +577,7 @@ def fit(tasks: Sequence[Task]) -> None:
         for (feats, gold, ids), wq in _weighted([(rows, 1.0) for rows in per_task])
         if gold in ids
     ]
-    w1 = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK1_WEIGHTS), steps=steps)
+    w1 = _adam(_rank_grad(data, 1e-3), _start(matcher_mod.RANK1_WEIGHTS, n1), steps=steps)
     print("RANK1_WEIGHTS =", tuple(round(float(x), 3) for x in w1))
     matcher_mod.RANK1_WEIGHTS = tuple(w1)
     # Stage 2: all features over the candidates stage 1 keeps.
@@ -560,7 +587,7 @@ def fit(tasks: Sequence[Task]) -> None:
         for (feats, gold, ids), wq in _weighted([(rows, 1.0) for rows in per_task])
         if gold in ids
     ]
-    w = _adam(_rank_grad(data, 1e-3), list(matcher_mod.RANK_WEIGHTS), steps=steps)
+    w = _adam(_rank_grad(data, 1e-3), _start(matcher_mod.RANK_WEIGHTS, len(data[0][0][0])), steps=steps)
     print("RANK_WEIGHTS =", tuple(round(float(x), 3) for x in w))
     matcher_mod.RANK_WEIGHTS = tuple(w)
     # Confidence: logistic regression "is the top-1 entry right?" (oos: never). Besides
@@ -600,7 +627,7 @@ def fit(tasks: Sequence[Task]) -> None:
     hidden_bias: tuple[float, ...] = ()
     out: tuple[float, ...] = ()
     if _numpy() is not None:
-        cw, hidden, hidden_bias, out = _fit_conf_mlp(conf_data)
+        cw, hidden, hidden_bias, out = _fit_conf_ensemble(conf_data)
     else:  # plain Python: the linear part only (slightly worse on dev)
         cw = _adam(_logit_grad(conf_data, 1e-4), [0.0] * nfeat + [0.0], steps=2 * steps, lr=0.1)
     print("CONF_WEIGHTS =", tuple(round(float(x), 4) for x in cw[:-1]))

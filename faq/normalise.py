@@ -4,10 +4,13 @@ One job: turn a customer message or an FAQ phrasing into
 
 * a folded string (`fold`) for character-level scorers (rapidfuzz), and
 * a list of weighted-matching *terms* (`terms`): stemmed English words with stop
-  words removed, SMS shorthand and contractions expanded, numbers reduced to a
-  class (`#num` for small numbers, `#id` for order-id-like ones), and for Korean
+  words removed, SMS shorthand and contractions expanded, general synonyms and
+  British spellings mapped to one word (cellphone → phone, colour → color),
+  numbers reduced to a class (`#num` for small numbers, `#id` for order-id-like
+  ones), and for Korean
   (Hangul) the word with its trailing particle or ending stripped plus its syllable
-  bigrams, so that 배송은 / 배송이 / 배송을 / 배송언제와요 all share 배송.
+  bigrams (the same terms as two-syllable words), so that 배송은 / 배송이 / 배송을 /
+  배송언제와요 all share 배송.
 
 Nothing here knows about any FAQ; per-FAQ weighting (IDF) lives in the matcher.
 """
@@ -23,6 +26,7 @@ __all__ = [
     "fold",
     "words",
     "terms",
+    "surface_terms",
     "stem",
     "strip_korean_suffix",
     "jamo",
@@ -77,6 +81,51 @@ SHORTHAND: dict[str, str] = {
     "exch": "exchange", "refnd": "refund", "rtn": "return", "trk": "track",
     "tracking#": "tracking number", "ord": "order", "ordr": "order",
 }
+
+# General English synonyms and British spellings → one representative word, applied
+# to terms only (the surface words keep what the customer wrote). Only words that
+# mean the same in any support conversation; each group is one sense, so "card" is
+# not "cash" and "change" is not "update". Not derived from any benchmark's queries.
+_SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("phone", "cellphone", "smartphone", "telephone", "iphone"),
+    ("buy", "purchase", "purchased", "purchases", "purchasing", "bought"),
+    ("fridge", "refrigerator", "refrigerators", "fridges"),
+    ("bye", "goodbye", "goodnight", "farewell", "cya"),
+    ("photo", "photos", "picture", "pictures", "pic", "pics"),
+    ("movie", "movies", "film", "films"),
+    ("car", "cars", "automobile", "vehicle", "vehicles"),
+    ("plane", "planes", "airplane", "aeroplane"),
+    ("start", "begin", "beginning", "began", "commence"),
+    ("fix", "repair", "repaired", "repairs", "repairing"),
+    ("help", "assist", "assistance", "assisting"),
+    ("child", "kid", "kids", "children"),
+    ("fast", "quick", "quickly", "faster", "quicker", "speedy", "rapid"),
+    ("big", "large", "bigger", "larger", "huge"),
+    ("price", "cost", "costs", "prices", "pricing"),
+    ("abroad", "overseas"),
+    ("near", "nearest", "closest", "nearby"),
+    ("mean", "meaning", "means", "definition", "define", "defined"),
+    ("song", "songs", "tune", "tunes"),
+    ("package", "packages", "parcel", "parcels"),
+    ("store", "stores", "shop", "shops"),
+    ("remove", "delete", "erase", "removed", "deleted", "erased", "removing", "deleting"),
+    ("change", "modify", "alter", "modified", "altered", "changing"),
+    ("wrong", "incorrect"),
+    ("broken", "broke", "damaged"),
+    ("email", "emails", "mail"),
+    ("color", "colour", "colors", "colours"),
+    ("favorite", "favourite", "favorites", "favourites"),
+    ("center", "centre"),
+    ("cancelled", "canceled"),
+    ("organize", "organise", "organized", "organised"),
+    ("realize", "realise"),
+    ("recognize", "recognise"),
+    ("authorize", "authorise", "authorized", "authorised"),
+    ("apologize", "apologise"),
+    ("travel", "travelling", "traveling", "travelled", "traveled"),
+    ("check", "cheque", "cheques", "checks"),
+)
+SYNONYMS: dict[str, str] = {w: g[0] for g in _SYNONYM_GROUPS for w in g[1:]}
 
 # English words that carry no topic. Negations ("not", "no", "never") and question
 # words stay: "card not working" and "when will my card arrive" depend on them.
@@ -200,18 +249,29 @@ def _expand_contraction(tok: str) -> str:
 
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
-    """Return a light English stem: plural, -ed, -ing, -ly, -ment, -ation and a
-    final -e removed and a doubled final consonant undoubled, so that
-    charge/charged/charges/charging → ``charg`` and top/topped/topping → ``top``.
+    """Return a light English stem: plural, -ed, -ing, -ly, -ment, -ation, then one
+    derivational suffix (-al, -ity, -tion, -ance, -ence, -ful) where five letters
+    remain, and a final -e removed and a doubled final consonant undoubled, so that
+    charge/charged/charges/charging → ``charg``, top/topped/topping → ``top`` and
+    withdraw/withdrawal/withdrawals → ``withdraw``. Irregular forms take the stem of
+    their base form (made → stem of make).
     Words of three letters or fewer and non-latin words are returned unchanged."""
     irregular = _IRREGULAR.get(word)
     if irregular is not None:
-        return irregular
+        # The base form goes through the rules too, so made/makes/make all give the
+        # stem of "make" (and a word mapped to itself stops here).
+        return irregular if irregular == word else stem(irregular)
     if len(word) <= 3 or not word.isascii() or not word.isalpha():
         return word
     w = word
     for suffix, repl in _STEM_RULES:
         if w.endswith(suffix) and len(w) - len(suffix) + len(repl) >= 3:
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    # Then one derivational suffix, on what the inflection left (withdrawals →
+    # withdrawal → withdraw), only where a long enough stem remains.
+    for suffix, repl in _DERIVATION_RULES:
+        if w.endswith(suffix) and len(w) - len(suffix) + len(repl) >= _MIN_DERIVED:
             w = w[: len(w) - len(suffix)] + repl
             break
     if w.endswith("e") and len(w) > 3:
@@ -244,6 +304,16 @@ _IRREGULAR: dict[str, str] = {
 }
 
 # Ordered: the first matching suffix wins, longest forms first.
+# Derivational suffixes (Porter's steps 2-4, the unambiguous part): approval /
+# approve, security / secure, deletion / delete, helpful / help, difference / differ.
+_DERIVATION_RULES: tuple[tuple[str, str], ...] = (
+    ("iti", ""), ("ity", ""), ("tion", "t"), ("ful", ""), ("ance", ""), ("ence", ""),
+    ("al", ""),
+)
+# A derivational suffix is removed only if at least this many letters remain
+# ("station" keeps its suffix rather than become "stat", like "state").
+_MIN_DERIVED = 5
+
 _STEM_RULES: tuple[tuple[str, str], ...] = (
     ("ications", "i"), ("ication", "i"), ("izations", "iz"), ("ization", "iz"),
     ("ational", ""), ("ations", ""), ("ation", ""), ("ating", ""), ("ated", ""),
@@ -279,18 +349,20 @@ def _korean_terms(word: str) -> list[str]:
         return []
     out = [base] if len(base) >= 2 else []
     # Syllable bigrams find the noun inside compounds and spacing-free messages
-    # (배송언제와요 → 배송, 언제, ...).
+    # (배송언제와요 → 배송, 언제, ...). They share the word terms' namespace: most
+    # Korean nouns are two syllables, so the bigram 반품 of 반품기간 is the same
+    # term as the word 반품 in "반품 가능 기간".
     for i in range(len(base) - 1):
         bg = base[i : i + 2]
         if bg not in _KO_STOP_BIGRAMS and bg != base:
-            out.append("~" + bg)
+            out.append(bg)
     return out
 
 
 def terms(text: str) -> list[str]:
     """Return the matching terms of `text` in order: stemmed English content words
     (stop words dropped, negation kept as ``not``), number classes, Korean stems and
-    ``~``-prefixed Korean syllable bigrams. Duplicates are kept (callers decide
+    Korean syllable bigrams. Duplicates are kept (callers decide
     whether term frequency matters)."""
     out: list[str] = []
     for w in words(text):
@@ -303,11 +375,29 @@ def terms(text: str) -> list[str]:
         elif w in _NEGATIONS:
             out.append(NEGATION)
         elif w.isascii():
-            out.append(stem(w.replace("'", "")))
+            out.append(stem(SYNONYMS.get(w, w).replace("'", "")))
     if not out:
         # Nothing but stop words ("thanks!", "hi there", "yes"): match on the words
         # themselves rather than on nothing, so small-talk entries can still match.
         out = [stem(w) for w in words(text) if w.isascii() and w[0] != "#"]
+    return out
+
+
+def surface_terms(text: str) -> list[str | None]:
+    """Return, for every surface word of `text` (`words`), its English matching term,
+    or None for a stop word, small talk or a non-latin word: so two terms are
+    neighbours in the message only if nothing stood between them ("gift boxes",
+    but not "alerts for brazil")."""
+    out: list[str | None] = []
+    for w in words(text):
+        if w[0] == "#":
+            out.append(w)
+        elif not w.isascii() or w in STOP_WORDS or w in _SMALLTALK:
+            out.append(None)
+        elif w in _NEGATIONS:
+            out.append(NEGATION)
+        else:
+            out.append(stem(SYNONYMS.get(w, w).replace("'", "")))
     return out
 
 
