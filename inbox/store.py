@@ -112,10 +112,13 @@ async def create_contact_with_identity(
     session: AsyncSession, *, kind: str, value: str, raw: str | None, name: str | None
 ) -> tuple[Contact, Identity]:
     """A new contact owning one new identity (flushed, ids assigned)."""
-    contact = Contact(name=name)
+    # Timestamps given, not defaulted: pydantic inspects a default factory's signature
+    # on every construction.
+    now = utcnow()
+    contact = Contact(name=name, created_at=now, updated_at=now)
     session.add(contact)
     await session.flush()
-    identity = Identity(contact_id=contact.id or 0, kind=kind, value=value, raw=raw)
+    identity = Identity(contact_id=contact.id or 0, kind=kind, value=value, raw=raw, created_at=now)
     session.add(identity)
     await session.flush()
     return contact, identity
