@@ -147,3 +147,15 @@ async def test_service_with_semantic_setting_matches_paraphrases_and_follows_edi
         await rt.close()
     assert login.entry_id == ids["reset-password"]
     assert wrapped.entry_id == str(gift.id)
+
+
+def test_single_message_encoding_equals_the_batched_model_pipeline(encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    texts = ["Where is my card?", "I can't remember the secret code for the login screen"]
+    batched = encoder.encode(texts)
+    for text in texts:
+        one = encoder.encode_one(text + " ")  # not cached, so computed the single way
+        assert np.abs(one - encoder.encode([text + " "])[0]).max() < 1e-4
+        assert abs(float(np.linalg.norm(one)) - 1.0) < 1e-4
+    assert np.abs(encoder.encode_one(texts[0]) - batched[0]).max() < 1e-4
