@@ -160,7 +160,8 @@ class MiniLMEncoder:
 # --- fitted constants ---------------------------------------------------------------
 # Fitted by `python -m bench.faq_semantic_bench --fit` on dev data only (BANKING77 train
 # utterances 11-20 per intent, CLINC150 val + oos_val; K=5 and K=10; each task weighted
-# equally, plus random sub-FAQs). Paste the printed values here after changing a feature.
+# equally, plus random sub-FAQs). Paste the printed values here after changing a feature,
+# and refit when faq/matcher.py's confidence changes: it is one of the inputs.
 #
 # Ranking features (`SemanticMatcher.candidates`): best, second-best and mean phrasing
 # cosine (centred vectors), lexical confidence, lexical top-1 flag, log soft-kNN vote.
