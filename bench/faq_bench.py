@@ -24,6 +24,7 @@ import random
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -596,14 +597,14 @@ def fit(tasks: Sequence[Task]) -> None:
     # with dev queries: queries whose entry was left out become out-of-scope messages
     # that share words with the remaining entries, and the confidence learns to mean
     # the same on small FAQs as on large ones.
-    conf_rows: list[tuple[list[tuple[tuple[float, ...], int]], float]] = []
+    conf_rows: list[tuple[list[tuple[tuple[float, ...], int, int]], float]] = []
     for ti, task in enumerate(tasks):
         for size, draw in _SUB_FAQS + ((len(task.docs) // 2, 0),):
             seed = f"{ti}:{size}" if draw == 0 else f"{ti}:{size}:{draw}"
             docs = task.docs if size is None else random.Random(seed).sample(task.docs, size)
             ids = {d.id for d in docs}
             m = Matcher(docs)
-            rows2: list[tuple[tuple[float, ...], int]] = []
+            rows2: list[tuple[tuple[float, ...], int, int]] = []
             queries = task.dev
             if size is not None:
                 # Keep out-of-scope messages to a third of the in-scope ones (CLINC150
@@ -617,11 +618,11 @@ def fit(tasks: Sequence[Task]) -> None:
                 scored = m.score(text)
                 if scored:
                     ok = gold in ids and scored[0][0] == gold
-                    rows2.append((matcher_mod.calibration_features(scored, len(m)), int(ok)))
+                    rows2.append((matcher_mod.calibration_features(scored, len(m)), int(ok), _fold(text)))
             # The full FAQs are what the benchmark measures: they weigh as much as
             # their sub-FAQs together. Every dev query is used, weighted.
             conf_rows.append((rows2, float(len(_SUB_FAQS)) if size is None else 1.0))
-    conf_data = [(x, y, wq) for (x, y), wq in _weighted(conf_rows)]
+    conf_data = [(x, y, wq) for (x, y, _), wq in _weighted(conf_rows)]
     nfeat = len(conf_data[0][0])
     hidden: tuple[tuple[float, ...], ...] = ()
     hidden_bias: tuple[float, ...] = ()
@@ -640,16 +641,51 @@ def fit(tasks: Sequence[Task]) -> None:
     matcher_mod.CONF_HIDDEN = hidden
     matcher_mod.CONF_HIDDEN_BIAS = hidden_bias
     matcher_mod.CONF_OUT = out
-    pooled: list[object] = []
+    full = (cw, hidden, hidden_bias, out)
     for task in tasks:
         m = Matcher(task.docs)
         preds = predictions(m, task.dev)
         b = best_threshold(preds, 0.95)
         print(f"  {task.name}: dev top1 {top1(preds):.3f} cov95 {b[1] if b else 0:.3f} "
+              f"at t={b[0] if b else float('nan'):.3f} (in-sample)", file=sys.stderr)
+    # The threshold is chosen on out-of-fold confidences: the calibration is fitted
+    # on these very dev queries, and its in-sample confidences are too kind (the
+    # in-sample 95 % threshold gave 0.89-0.94 test precision on the four tasks).
+    # Each half of the dev queries (by a hash of the text) is scored by a
+    # calibration fitted on the other half, the two halves pooled.
+    pooled: list[list[tuple[bool, bool, float]]] = [[] for _ in tasks]
+    if _numpy() is not None:
+        for fold in (0, 1):
+            part = [(x, y, wq) for (x, y, f), wq in _weighted(
+                [([r for r in rows if r[2] != fold], share) for rows, share in conf_rows]
+            )]
+            _set_conf(_fit_conf_ensemble(part))
+            for ti, task in enumerate(tasks):
+                held = [q for q in task.dev if _fold(q[0]) == fold]
+                pooled[ti] += predictions(Matcher(task.docs), held)
+        _set_conf(full)
+    else:
+        pooled = [predictions(Matcher(task.docs), task.dev) for task in tasks]
+    for task, preds in zip(tasks, pooled):
+        b = best_threshold(preds, 0.95)
+        print(f"  {task.name}: out-of-fold cov95 {b[1] if b else 0:.3f} "
               f"at t={b[0] if b else float('nan'):.3f}", file=sys.stderr)
-        pooled.append(preds)
     b = best_threshold(_balanced(pooled, 2), 0.95)  # type: ignore[arg-type]
     print("DEFAULT_THRESHOLD =", round(b[0], 3) if b else None)
+
+
+def _fold(text: str) -> int:
+    """A stable half of the dev queries (0 or 1) for out-of-fold thresholds."""
+    return zlib.crc32(text.encode("utf-8")) % 2
+
+
+def _set_conf(model: tuple[list[float], tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]]) -> None:
+    cw, hidden, hidden_bias, out = model
+    matcher_mod.CONF_WEIGHTS = tuple(cw[:-1])
+    matcher_mod.CONF_BIAS = cw[-1]
+    matcher_mod.CONF_HIDDEN = hidden
+    matcher_mod.CONF_HIDDEN_BIAS = hidden_bias
+    matcher_mod.CONF_OUT = out
 
 
 TASKS: dict[str, Callable[[], Task]] = {
