@@ -177,6 +177,23 @@ def test_tricky_phrasings_rank_the_right_entry_first(matcher: Matcher, text: str
     assert matcher.match(text).entry_id == expected
 
 
+def test_korean_function_words_are_not_terms() -> None:
+    # "please tell me", "where (at)", "want to, and": no topic in them.
+    assert terms("반품하고 싶은데 방법 알려주세요") == ["반품", "방법"]
+    assert terms("영수증 어디서 받아요?")[0] == "영수증"
+    assert "어디서" not in terms("영수증 어디서 받아요?")
+
+
+def test_unknown_korean_bigrams_do_not_dilute_known_korean_terms(matcher: Matcher) -> None:
+    # 반품기간 splits into 반품 / 품기 / 기간: 품기 is an artefact no entry has.
+    raw = terms("반품기간이 며칠이에요")
+    assert "품기" in raw
+    kept = matcher._query_terms(raw)
+    assert "품기" not in kept and "반품" in kept
+    # An English word no entry knows is kept: it may be what the FAQ lacks.
+    assert "laptop" in matcher._query_terms(terms("반품 laptops"))
+
+
 def test_korean_typo_one_jamo_off_is_corrected(matcher: Matcher) -> None:
     assert matcher.match("비밀벙호 잊어버렸어요").entry_id == "reset-password"
 
