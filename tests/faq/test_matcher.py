@@ -10,7 +10,14 @@ import pytest
 from faq import matcher as matcher_mod
 from faq.matcher import DEFAULT_THRESHOLD, Candidate, FaqDoc, Matcher, MatchResult
 from faq.normalise import (
-    NEGATION, fold, jamo, stem, strip_korean_suffix, surface_terms, terms, words,
+    NEGATION,
+    fold,
+    jamo,
+    stem,
+    strip_korean_suffix,
+    surface_terms,
+    terms,
+    words,
 )
 from faq.signals import abstain_reason
 
@@ -338,6 +345,7 @@ def test_incremental_word_and_gram_frequencies_match_a_fresh_build() -> None:
     fresh = Matcher(FEATURE_DOCS)
     assert m._word_df == fresh._word_df
     assert m._gram_df == fresh._gram_df
+    assert (m._cf, m._ctotal) == (fresh._cf, fresh._ctotal)  # query-likelihood background
     for text in ("topup account", "when is my oil change", "what is your name"):
         assert m.match(text) == fresh.match(text)
 
@@ -387,7 +395,7 @@ def test_substitution_halves_confidence_only_for_a_characteristic_compound(
 ) -> None:
     m = Matcher(SUBSTITUTION_DOCS)
     (eid, conf, feats), *_ = m.score(text, limit=1)
-    ranked, anchors = m._rank(text)
+    _, anchors = m._rank(text)
     assert (bool(anchors) and m._substituted(eid, anchors, feats)) is substituted
     if substituted:
         assert conf < DEFAULT_THRESHOLD
