@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import bindparam, func
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from faq import store
 from faq.policy import SETTLED_BY_EVENT, Decision, Situation, reason_text, screen
@@ -231,9 +232,12 @@ class FaqResponder:
     async def _hand_over(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
                          decision: Decision, answered: dict[str, Any] | None) -> None:
         conversation_id = conv.id or 0
-        text = str(message.get("text") or "")
-        question_id = message.get("id")
-        async with rt.sessions() as session, session.begin():
+
+        async def record(session: AsyncSession) -> None:
+            # In the hand-over's transaction: the entry's feedback count and the
+            # unanswered question commit with the note, or not at all.
+            text = str(message.get("text") or "")
+            question_id = message.get("id")
             if decision.feedback_entry_id is not None:
                 await store.count_handover_after_answer(session, entry_id=decision.feedback_entry_id)
                 # The unanswered question is the one the rejected answer was for.
@@ -245,9 +249,13 @@ class FaqResponder:
                 await store.record_unanswered(
                     session, message_id=question_id if isinstance(question_id, int) else None,
                     conversation_id=conversation_id, text=text, reason=decision.reason)
+
         try:
+            # `conv` as `_situation` read it: unless someone changed its status or owner
+            # since, the hand-over is one UPDATE and the inserts, in one transaction.
             await pipeline.hand_over(rt, conversation_id=conversation_id,
-                                     reason=reason_text(decision.reason))
+                                     reason=reason_text(decision.reason), known=conv,
+                                     also=record)
         except InboxError as exc:
             log.info("hand-over of conversation %s failed: %s", conversation_id, exc.detail)
             return

@@ -3,15 +3,20 @@ and a web-chat visitor's identity. Each is one transaction with its events."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy import update as sa_update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import store
 from inbox.errors import BadInput, Conflict, NotFound
-from inbox.events import view_fields
+from inbox.events import EventOut, view_fields
 from inbox.identity import canonical
 from inbox.ingest import clean_name, contact_event, live_contact
 from inbox.models import (
@@ -32,12 +37,16 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
 
+# A caller's own writes, run inside a step's transaction (see `hand_over`).
+Extra = Callable[[AsyncSession], Awaitable[object]]
+
 
 # ---------------------------------------------------------------------------- state changes
 
 
 async def _change(
-    rt: Runtime, conversation_id: int, mutate: Any, *, system_note: str | None = None
+    rt: Runtime, conversation_id: int, mutate: Any, *, system_note: str | None = None,
+    also: Extra | None = None,
 ) -> dict[str, Any]:
     async with rt.sessions() as session, session.begin():
         conv = await session.get(Conversation, conversation_id)
@@ -46,23 +55,36 @@ async def _change(
         previous = view_fields(conv)
         mutate(conv)
         await session.flush()
+        if also is not None:
+            await also(session)
         contact = await session.get(Contact, conv.contact_id)
-        summary = conversation_out(conv, contact_name=contact.name if contact else None)
-        events = []
-        if system_note:
-            note = Message(conversation_id=conversation_id, channel=conv.channel, direction="out",
-                           author_kind="system", text=system_note, private=True)
-            session.add(note)
-            await session.flush()
-            events.append(await store.add_event(
-                session, type="message.created", conversation_id=conversation_id,
-                payload={"message": message_out(note), "conversation": summary,
-                         "previous": previous}))
-        events.append(await store.add_event(
-            session, type="conversation.updated", conversation_id=conversation_id,
-            payload={"conversation": summary, "previous": previous}))
+        summary, events = await _changed(session, conv, previous,
+                                         contact.name if contact else None, system_note)
     rt.after_commit(events)
     return summary
+
+
+async def _changed(
+    session: AsyncSession, conv: Conversation, previous: dict[str, Any],
+    contact_name: str | None, system_note: str | None,
+) -> tuple[dict[str, Any], list[EventOut]]:
+    """The note (if any) and the events of a change already flushed: the summary and the
+    events to publish after commit."""
+    summary = conversation_out(conv, contact_name=contact_name)
+    events = []
+    if system_note:
+        note = Message(conversation_id=conv.id or 0, channel=conv.channel, direction="out",
+                       author_kind="system", text=system_note, private=True)
+        session.add(note)
+        await session.flush()
+        events.append(await store.add_event(
+            session, type="message.created", conversation_id=conv.id,
+            payload={"message": message_out(note), "conversation": summary,
+                     "previous": previous}))
+    events.append(await store.add_event(
+        session, type="conversation.updated", conversation_id=conv.id,
+        payload={"conversation": summary, "previous": previous}))
+    return summary, events
 
 
 async def assign(
@@ -131,15 +153,61 @@ async def take_over(rt: Runtime, *, conversation_id: int, agent_id: int, by: str
                          system_note=f"{by or 'An agent'} took over from the bot")
 
 
-async def hand_over(rt: Runtime, *, conversation_id: int, reason: str) -> dict[str, Any]:
-    """The bot gives the conversation to the human queue, saying why (a private note)."""
+async def hand_over(
+    rt: Runtime, *, conversation_id: int, reason: str, known: Conversation | None = None,
+    also: Extra | None = None,
+) -> dict[str, Any]:
+    """The bot gives the conversation to the human queue, saying why (a private note).
+
+    `also` writes the caller's own rows in the same transaction (the FAQ responder's
+    unanswered-question record). `known` is the conversation as the caller read it
+    moments ago: while its status and owner are still those, one UPDATE ... RETURNING
+    changes and re-reads the row (with the contact's name), instead of a SELECT of each
+    and an UPDATE; when they changed, the row is read again as for any other change.
+    """
+    note = f"Handed to a person: {reason}"
+    if known is not None:
+        async with rt.sessions() as session, session.begin():
+            result = await session.exec(_hand_over_update(), params={  # type: ignore[call-overload]
+                "conversation_id": conversation_id, "old_status": known.status,
+                "old_handled_by": known.handled_by,
+                "new_status": "open" if known.status == "resolved" else known.status})
+            row = result.first()
+            if row is not None:
+                conv, contact_name = row
+                # The guard matched, so the view fields before the change were the ones
+                # the caller saw (the UPDATE leaves the assignee and channel alone).
+                previous = {**view_fields(conv), "status": known.status,
+                            "handled_by": known.handled_by}
+                if also is not None:
+                    await also(session)
+                summary, events = await _changed(session, conv, previous, contact_name, note)
+        if row is not None:
+            rt.after_commit(events)
+            return summary
 
     def mutate(conv: Conversation) -> None:
         conv.handled_by = "human"
         if conv.status == "resolved":
             conv.status = "open"
 
-    return await _change(rt, conversation_id, mutate, system_note=f"Handed to a person: {reason}")
+    return await _change(rt, conversation_id, mutate, system_note=note, also=also)
+
+
+@functools.cache
+def _hand_over_update() -> Any:
+    # Built once (bind parameters), like the responder's situation query.
+    contact_name = (select(Contact.name).where(col(Contact.id) == Conversation.contact_id)
+                    .scalar_subquery())
+    return (
+        sa_update(Conversation)
+        .where(col(Conversation.id) == bindparam("conversation_id"),
+               col(Conversation.status) == bindparam("old_status"),
+               col(Conversation.handled_by) == bindparam("old_handled_by"))
+        .values(handled_by="human", status=bindparam("new_status"))
+        .returning(Conversation, contact_name)
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def split_message(rt: Runtime, *, message_id: int, by: str | None = None) -> dict[str, Any]:
