@@ -6,6 +6,8 @@ Run from the repo root::
     python -m bench.faq_bench --dev      # the same metrics on the dev splits only
     python -m bench.faq_bench --fit      # refit the matcher's ranking/confidence
                                          # coefficients on the dev splits and print them
+                                         # (about 5 minutes: a 5-model ensemble, twice
+                                         # more for the out-of-fold threshold)
 
 The data directory is ``<repo>/../shared/data/faq-bench`` unless ``FAQ_BENCH_DIR``
 is set. The protocol (entries from the first K train utterances, dev for
