@@ -47,6 +47,7 @@ __all__ = [
     "Encoder",
     "MiniLMEncoder",
     "SemanticMatcher",
+    "INSTALL_HINT",
     "SemanticUnavailable",
     "available",
 ]
@@ -56,7 +57,7 @@ class SemanticUnavailable(ImportError):
     """The semantic re-ranker was asked for but its libraries are not installed."""
 
 
-_INSTALL_HINT = (
+INSTALL_HINT = (
     "the semantic FAQ re-ranker needs the [semantic] extra: pip install '.[semantic]' "
     "(a CPU build of torch first), or unset INBOX_FAQ_SEMANTIC"
 )
@@ -69,7 +70,7 @@ def _numpy() -> Any:
     try:
         import numpy
     except ImportError as exc:
-        raise SemanticUnavailable(f"{_INSTALL_HINT}; missing: {exc.name}") from None
+        raise SemanticUnavailable(f"{INSTALL_HINT}; missing: {exc.name}") from None
     return numpy
 
 
@@ -108,7 +109,7 @@ class MiniLMEncoder:
             import torch
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
-            raise SemanticUnavailable(f"{_INSTALL_HINT}; missing: {exc.name}") from None
+            raise SemanticUnavailable(f"{INSTALL_HINT}; missing: {exc.name}") from None
         self._np = _numpy()
         if threads is not None:
             torch.set_num_threads(threads)

