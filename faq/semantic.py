@@ -44,10 +44,10 @@ if TYPE_CHECKING:  # numpy only arrives with the extra
     import numpy as np
 
 __all__ = [
+    "INSTALL_HINT",
     "Encoder",
     "MiniLMEncoder",
     "SemanticMatcher",
-    "INSTALL_HINT",
     "SemanticUnavailable",
     "available",
 ]
