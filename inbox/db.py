@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Self
 
 import aiosqlite
 from sqlalchemy import JSON, DateTime, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -54,7 +56,6 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # requests get a 503 and providers retry, instead of hanging.
         kwargs.setdefault("connect_args", {"timeout": 5, "command_timeout": 30})
         kwargs.setdefault("pool_timeout", 10)
-        kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
     if url.startswith("sqlite+aiosqlite"):
@@ -71,7 +72,38 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+    elif not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine, PING_IDLE_SECONDS)
     return engine
+
+
+# SQLAlchemy's `pool_pre_ping` checks every connection at every checkout: three round
+# trips on asyncpg (BEGIN, ";", ROLLBACK), a dozen per customer's first message with the
+# FAQ responder. A connection that came back to the pool moments ago is almost
+# surely alive, so only one idle longer than this is checked. One that died meanwhile
+# (PostgreSQL restarted under load) fails its first statement as a disconnect:
+# SQLAlchemy then invalidates it and every connection pooled before it, that request
+# answers 503 (web/errors.py; providers retry) and the next ones connect afresh.
+PING_IDLE_SECONDS = 10.0
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")  # None: a new connection
+        # Checked as pre-ping would; a dead one makes the pool reconnect (this one and
+        # every one pooled before it, as pre-ping does).
+        if (returned is not None and time.monotonic() - returned > idle_seconds
+                and not dialect._do_ping_w_event(dbapi_conn)):
+            raise sa_exc.InvalidatePoolError()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
