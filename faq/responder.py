@@ -65,6 +65,31 @@ def _situation_query() -> Any:
     )
 
 
+def _opened(conversation_id: int, summary: Any, message: dict[str, Any]) -> Conversation | None:
+    """The conversation as the event shows it when this message opened it, else None.
+
+    Ingest stamps a conversation it opens and the message that opens it with the same
+    time (`inbox.ingest._pick_conversation`); a later message of any conversation is
+    stamped after that conversation was committed. Such a conversation has no earlier
+    answer of ours and no bot answers yet, and the event carries the rest: the
+    responder need not read it back (one session and SELECT less per first message).
+    An agent who takes it over meanwhile is caught as before: `_still_ours` reads it
+    again before an answer, and the hand-over's UPDATE is guarded by its owner.
+    """
+    if not isinstance(summary, dict) or summary.get("id") != conversation_id:
+        return None
+    created = summary.get("created_at")
+    if not created or created != message.get("created_at") or not summary.get("contact_id"):
+        return None
+    return Conversation(
+        id=conversation_id, contact_id=summary["contact_id"],
+        channel=str(summary.get("channel") or ""), provider=str(summary.get("provider") or ""),
+        status=str(summary.get("status") or "open"),
+        handled_by=str(summary.get("handled_by") or "bot"),
+        assignee_id=summary.get("assignee_id"), bot_answers=0,
+    )
+
+
 class FaqResponder:
     """Answers confident FAQ matches; hands everything a person should see to the queue."""
 
@@ -93,11 +118,12 @@ class FaqResponder:
             return
         message = event.payload.get("message") or {}
         conversation_id = event.conversation_id or 0
+        opened = _opened(conversation_id, event.payload.get("conversation"), message)
         slot = self._locks.setdefault(conversation_id, [asyncio.Lock(), 0])
         slot[1] += 1
         try:
             async with slot[0]:
-                await self._respond(runtime, conversation_id, message)
+                await self._respond(runtime, conversation_id, message, opened)
         finally:
             slot[1] -= 1
             if slot[1] == 0:
@@ -125,17 +151,23 @@ class FaqResponder:
 
     # --- facts ------------------------------------------------------------------------
     async def _situation(
-        self, rt: Runtime, conversation_id: int, message: dict[str, Any]
+        self, rt: Runtime, conversation_id: int, message: dict[str, Any],
+        opened: Conversation | None = None,
     ) -> tuple[Situation, Conversation, dict[str, Any] | None] | None:
         # The conversation, and the last thing we said before this message (notes
         # aside): if it was an FAQ answer, "no, that didn't help" is about that entry.
-        async with rt.sessions() as session:
-            result = await session.exec(_situation_query(), params={  # type: ignore[call-overload]
-                "conversation_id": conversation_id, "before_id": int(message.get("id") or 0)})
-            row = result.first()
-        if row is None:
-            return None
-        conv, last_author, last_meta = row
+        # A conversation this message opened has no earlier word of ours to read.
+        if opened is not None:
+            conv, last_author, last_meta = opened, None, None
+        else:
+            async with rt.sessions() as session:
+                result = await session.exec(_situation_query(), params={  # type: ignore[call-overload]
+                    "conversation_id": conversation_id,
+                    "before_id": int(message.get("id") or 0)})
+                row = result.first()
+            if row is None:
+                return None
+            conv, last_author, last_meta = row
         answered = last_meta if last_author == "bot" else None
         entry_id = answered.get("faq_entry_id") if answered else None
         situation = Situation(
@@ -171,8 +203,9 @@ class FaqResponder:
         return None
 
     # --- acting -----------------------------------------------------------------------
-    async def _respond(self, rt: Runtime, conversation_id: int, message: dict[str, Any]) -> None:
-        found = await self._situation(rt, conversation_id, message)
+    async def _respond(self, rt: Runtime, conversation_id: int, message: dict[str, Any],
+                       opened: Conversation | None = None) -> None:
+        found = await self._situation(rt, conversation_id, message, opened)
         if found is None:
             return
         situation, conv, answered = found

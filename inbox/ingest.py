@@ -301,6 +301,8 @@ async def _pick_conversation(
         # What `_ingest_once` does to an existing conversation, done before the insert.
         last_customer_at=None if machine else now,
         unread_count=0 if machine else 1,
+        # The same time as the message that opens it: the FAQ responder tells a
+        # conversation this message opened by that (`faq.responder._opened`).
         created_at=now,
     )
     session.add(conv)

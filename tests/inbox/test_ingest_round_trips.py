@@ -164,7 +164,7 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
     frt: Runtime,
 ) -> None:
     """New contact, identity, conversation and message, then the hand-over with its
-    unanswered question: 13 statements besides the matched entry's read, two commits."""
+    unanswered question: 12 statements besides the matched entry's read, two commits."""
     # Warm the matcher's index (built on first use) and the FAQ fingerprint check.
     await pipeline.ingest(frt, sms("Can I paint my fence purple?", sender="+15550107000"))
     await frt.drain()
@@ -178,11 +178,12 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
     rest = [s for s in seen if "FROM faq_entry" not in s]
     assert len(entry_reads) <= 1
     # ingest: SELECT identity; INSERT contact, identity, conversation, message, 2 events;
-    # responder: SELECT conversation + last answer; hand-over: UPDATE conversation
-    # RETURNING, INSERT unanswered, INSERT note, 2 events.
-    assert len(rest) == 13 + 4 * _lock(frt), rest
+    # the responder reads nothing back (the message opened the conversation); hand-over:
+    # UPDATE conversation RETURNING, INSERT unanswered, INSERT note, 2 events.
+    assert len(rest) == 12 + 4 * _lock(frt), rest
     assert len(done) == 2
     assert sum(s.lstrip().upper().startswith("UPDATE") for s in rest) == 1
+    assert sum(s.lstrip().upper().startswith("SELECT CONVERSATION") for s in rest) == 0
 
     cid = result.conversation_id
     conv = await conversation(frt, cid)
@@ -263,3 +264,30 @@ async def test_hand_over_and_the_callers_rows_commit_together_or_not_at_all(rt: 
     assert await count(rt, faq_store.UnansweredQuestion) == 0
     assert [e.type for e in await _events(rt, first.conversation_id)] == [
         "conversation.created", "message.created"]
+
+
+async def test_a_conversation_and_the_message_that_opens_it_share_their_time(rt: Runtime) -> None:
+    # The FAQ responder reads nothing back for a message that opened its conversation,
+    # and tells one by these two times (faq.responder._opened).
+    first = await pipeline.ingest(rt, sms("hello", sender="+15550107005"))
+    second = await pipeline.ingest(rt, sms("again", sender="+15550107005"))
+    (opened,) = [e.payload for e in first.events if e.type == "message.created"]
+    (later,) = [e.payload for e in second.events if e.type == "message.created"]
+    assert opened["conversation"]["created_at"] == opened["message"]["created_at"]
+    assert later["conversation"]["created_at"] != later["message"]["created_at"]
+
+
+async def test_second_message_is_judged_on_the_conversation_as_stored(frt: Runtime) -> None:
+    """A follow-up reads the conversation and our last answer back (its bot answers and
+    what "that didn't help" refers to are not in the event)."""
+    first = await pipeline.ingest(frt, sms("How long does shipping take?", sender="+15550107006"))
+    await frt.drain()
+    with statements(frt) as seen:
+        await pipeline.ingest(frt, sms("no that didn't help", sender="+15550107006"))
+        await frt.drain()
+    assert sum(s.lstrip().upper().startswith("SELECT CONVERSATION") for s in seen) == 1
+    conv = await conversation(frt, first.conversation_id)
+    assert conv.handled_by == "human"
+    async with frt.sessions() as session:
+        reasons = [q.reason for q in await faq_store.open_unanswered(session)]
+    assert reasons[:1] == ["negative_feedback"]
