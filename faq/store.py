@@ -133,13 +133,17 @@ async def count_handover_after_answer(session: AsyncSession, *, entry_id: int) -
 
 async def record_unanswered(
     session: AsyncSession, *, message_id: int | None, conversation_id: int | None, text: str,
-    reason: str,
+    reason: str, flush: bool = True,
 ) -> UnansweredQuestion:
-    """Remember a message the bot gave to humans, for the editor's unanswered list."""
+    """Remember a message the bot gave to humans, for the editor's unanswered list.
+
+    `flush=False` leaves the row to the caller's next flush (the hand-over's note): one
+    pass of the unit of work less, and the row has no id until then."""
     row = UnansweredQuestion(message_id=message_id, conversation_id=conversation_id,
                              text=text[:2000], reason=reason[:50])
     session.add(row)
-    await session.flush()
+    if flush:
+        await session.flush()
     return row
 
 

@@ -160,7 +160,8 @@ async def hand_over(
     """The bot gives the conversation to the human queue, saying why (a private note).
 
     `also` writes the caller's own rows in the same transaction (the FAQ responder's
-    unanswered-question record). `known` is the conversation as the caller read it
+    unanswered-question record), after the conversation's change and before the note
+    is flushed (rows it only adds are inserted with it). `known` is the conversation as the caller read it
     moments ago: while its status and owner are still those, one UPDATE ... RETURNING
     changes and re-reads the row (with the contact's name), instead of a SELECT of each
     and an UPDATE; when they changed, the row is read again as for any other change.
