@@ -7,13 +7,18 @@ transaction, then publishes and runs responders after commit.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import store
@@ -73,10 +78,12 @@ async def ingest(rt: Runtime, inbound: Inbound) -> IngestResult:
     for attempt in range(3):
         try:
             # The first attempt skips the look-up by provider id: a retried webhook is
-            # rare, and the unique (channel, provider id) constraint refuses its insert
-            # anyway, rolling everything back (one statement less for every new message).
+            # rare, and its insert finds the (channel, provider id) taken and rolls
+            # everything back (one statement less for every new message).
             result = await _ingest_once(rt, inbound, value, known_new=attempt == 0)
             break
+        except _Stored:
+            continue
         except IntegrityError:
             # A retried or concurrent delivery of the same webhook (or the same new
             # contact) won the race; the next attempt finds what it stored.
@@ -153,8 +160,12 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
             raw=inbound.raw,
             created_at=now,
         )
-        session.add(message)
-        await session.flush()
+        if known_new:
+            if not await _insert_unless_stored(session, message):
+                raise _Stored  # rolls back this attempt; the next one finds what was stored
+        else:
+            session.add(message)
+            await session.flush()
         if any(att.data is not None for att in inbound.attachments):
             message.attachments = await _store_attachments(session, message.id or 0,
                                                            inbound.attachments)
@@ -170,6 +181,38 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
             session, type="message.created", conversation_id=conv.id,
             payload={"message": message_out(message), "conversation": summary}))
         return IngestResult(message.id or 0, conv.id or 0, contact.id or 0, False, events)
+
+
+class _Stored(Exception):
+    """This channel's provider id is stored already (a retried webhook): roll back."""
+
+
+@functools.cache
+def _insert_message(dialect: str) -> Any:
+    # ON CONFLICT DO NOTHING, not a refused INSERT: PostgreSQL logs every unique
+    # violation as an ERROR, one per retried webhook. Built once per dialect.
+    table: Any = Message.__table__
+    columns = [c for c in table.columns if c.key != "id"]
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in columns})
+            .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"])
+            .returning(table.c.id))
+
+
+async def _insert_unless_stored(session: AsyncSession, message: Message) -> bool:
+    """Insert `message` (as the session's own, persistent row) unless the same provider
+    id is stored on its channel; False then."""
+    table: Any = Message.__table__
+    params = {c.key: getattr(message, c.key) for c in table.columns if c.key != "id"}
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    result = await session.exec(_insert_message(dialect), params=params)  # type: ignore[call-overload]
+    new_id = result.scalar()
+    if new_id is None:
+        return False
+    message.id = new_id
+    make_transient_to_detached(message)
+    session.add(message)
+    return True
 
 
 async def _resolve_contact(

@@ -95,6 +95,27 @@ async def test_retried_webhook_leaves_the_conversation_as_it_was(rt: Runtime) ->
         2, before.last_activity_at)
 
 
+async def test_retried_webhook_makes_the_database_refuse_nothing(rt: Runtime) -> None:
+    # PostgreSQL logs every refused statement (a unique violation) as an ERROR: the
+    # insert says ON CONFLICT DO NOTHING instead, and the retry is still a duplicate.
+    first = await pipeline.ingest(rt, sms("one", pid="SMquiet1", sender="+15550107010"))
+    errors: list[Any] = []
+
+    def refused(context: Any) -> None:
+        errors.append(context.original_exception)
+
+    event.listen(rt.engine.sync_engine, "handle_error", refused)
+    try:
+        with statements(rt) as seen:
+            again = await pipeline.ingest(rt, sms("one", pid="SMquiet1", sender="+15550107010"))
+    finally:
+        event.remove(rt.engine.sync_engine, "handle_error", refused)
+    assert errors == []
+    assert again.duplicate and again.message_id == first.message_id and again.events == []
+    assert any("ON CONFLICT" in s.upper() for s in seen), seen
+    assert await count(rt, Conversation) == 1
+
+
 async def test_retried_stop_emits_no_second_contact_event(rt: Runtime) -> None:
     stop = sms("STOP", pid="SMstop", flags=frozenset({FLAG_OPT_OUT}))
     first = await pipeline.ingest(rt, stop)
