@@ -287,8 +287,9 @@ class FaqResponder:
                     flush=False)
 
         try:
-            # `conv` as `_situation` read it: unless someone changed its status or owner
-            # since, the hand-over is one UPDATE and the inserts, in one transaction.
+            # `conv` as `_situation` found it (read back, or the event's): unless someone
+            # changed its status or owner since, the hand-over is one UPDATE and the
+            # inserts, in one transaction.
             await pipeline.hand_over(rt, conversation_id=conversation_id,
                                      reason=reason_text(decision.reason), known=conv,
                                      also=record)
