@@ -52,7 +52,11 @@ async def add_event(
     has one writer at a time anyway).
     """
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY))  # type: ignore[call-overload]
+        # The lock lasts until the transaction ends: take it once per transaction.
+        transaction = session.sync_session.get_transaction()
+        if transaction is None or session.info.get("event_lock_tx") is not transaction:
+            await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY))  # type: ignore[call-overload]
+            session.info["event_lock_tx"] = session.sync_session.get_transaction()
     # created_at given, not defaulted: pydantic inspects a default factory's signature
     # on every construction.
     row = Event(type=type, conversation_id=conversation_id, payload=payload, created_at=utcnow())
