@@ -146,14 +146,19 @@ def margin(match: MatchResult) -> float:
     return match.confidence - match.candidates[1].confidence
 
 
+def confident(match: MatchResult, policy: Policy) -> bool:
+    """Whether the matcher is sure enough, and far enough ahead of the runner-up, to answer."""
+    return match.confidence >= policy.threshold and margin(match) >= policy.min_margin
+
+
 def judge(s: Situation, match: MatchResult, entry: EntryFacts | None, policy: Policy) -> Decision:
     """The verdict for a message `screen` let through, given the matcher's result and
     the matched entry (None when the matcher's best id is no longer an entry)."""
     cands = tuple((int(c.id), round(c.confidence, 4)) for c in match.candidates)
     common = dict(confidence=round(match.confidence, 4), candidates=cands)
-    if (entry is None or match.confidence < policy.threshold
-            or margin(match) < policy.min_margin):
-        return _handover("not_confident", entry_id=entry.id if entry else None, **common)
+    if entry is None or not confident(match, policy):
+        closest = entry.id if entry else (int(match.entry_id) if match.entry_id else None)
+        return _handover("not_confident", entry_id=closest, **common)
     if not entry.enabled or (entry.channels and s.channel not in entry.channels):
         return _handover("entry_not_for_channel", entry_id=entry.id, **common)
     return Decision("answer", "confident", entry_id=entry.id, **common)  # type: ignore[arg-type]

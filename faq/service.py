@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from faq import store
 from faq.normalise import fold
 from faq.matcher import FaqDoc, Matcher, MatchResult
-from faq.policy import Decision, EntryFacts, Policy, Situation, judge, screen
+from faq.policy import Decision, EntryFacts, Policy, Situation, confident, judge, screen
 from faq.semantic import MiniLMEncoder, SemanticMatcher
 from faq.store import FaqEntry
 from inbox.errors import Conflict, NotFound
@@ -237,7 +237,8 @@ class FaqService:
             return early, None
         result = await self.match(rt, situation.text)
         entry = None
-        if result.entry_id is not None:
+        # The entry's facts only matter for an answer: no read when the bot hands over.
+        if result.entry_id is not None and confident(result, self.policy):
             async with rt.sessions() as session:
                 entry = await store.get_entry(session, entry_id=int(result.entry_id))
         decision = judge(situation, result, facts_for(entry) if entry else None, self.policy)
