@@ -376,7 +376,16 @@ def reset_pg() -> None:
     dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
 
     async def reset() -> None:
-        con = await asyncpg.connect(dsn, timeout=10)
+        try:
+            con = await asyncpg.connect(dsn, timeout=10)
+        except asyncpg.InvalidCatalogNameError:  # a fresh server: create the database
+            base, name = dsn.rsplit("/", 1)
+            admin = await asyncpg.connect(f"{base}/postgres", timeout=10)
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}"')
+            finally:
+                await admin.close()
+            con = await asyncpg.connect(dsn, timeout=10)
         try:
             await con.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
         finally:
