@@ -30,13 +30,13 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from faq import matcher as matcher_mod  # noqa: E402
-from faq.matcher import DEFAULT_THRESHOLD, FaqDoc, Matcher  # noqa: E402
+from faq.matcher import DEFAULT_THRESHOLD, FaqDoc, Matcher, MatchResult  # noqa: E402
 from faq.signals import abstain_reason  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +121,15 @@ def shop_queries() -> list[tuple[str, str | None]]:
 # --- metrics ------------------------------------------------------------------------
 
 
-def predictions(m: Matcher, queries: Sequence[tuple[str, str | None]]) -> list[tuple[bool, bool, float]]:
+# (in scope, top-1 correct, confidence) per query
+Preds = list[tuple[bool, bool, float]]
+
+
+class _Matches(Protocol):
+    def match(self, text: str, *, limit: int = ...) -> MatchResult: ...
+
+
+def predictions(m: _Matches, queries: Sequence[tuple[str, str | None]]) -> Preds:
     """(in scope, top-1 correct, confidence) per query."""
     out = []
     for text, gold in queries:
@@ -257,6 +265,13 @@ def run_task(task: Task, *, timed: bool = True) -> dict[str, float]:
     else:
         med = p99 = float("nan")
     test = predictions(m, task.test)
+    return metrics_row(dev, test, build_ms, med, p99)
+
+
+def metrics_row(dev: Preds, test: Preds, build_ms: float, med: float, p99: float) -> dict[str, float]:
+    """One task's table row from its dev and test predictions: top-1, oracle coverage
+    at 95/99% precision, transfer of the dev threshold, the default threshold's
+    precision/coverage, build and match time."""
     row: dict[str, float] = {"top1": top1(test), "build_ms": build_ms, "med_us": med, "p99_us": p99}
     for p in (0.95, 0.99):
         b = best_threshold(test, p)

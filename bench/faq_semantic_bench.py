@@ -27,18 +27,18 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 from bench.faq_bench import (
     TASKS,
+    Preds,
     Task,
-    at_threshold,
     best_threshold,
     cpu_name,
+    metrics_row,
     percentile,
+    predictions,
     run_task,
     top1,
 )
 from faq import semantic
 from faq.matcher import DEFAULT_THRESHOLD
-
-Preds = list[tuple[bool, bool, float]]
 
 
 def _encoder() -> semantic.MiniLMEncoder:
@@ -55,10 +55,7 @@ def run_semantic(task: Task, encoder: semantic.MiniLMEncoder) -> dict[str, float
     t0 = time.perf_counter()
     m = semantic.SemanticMatcher(task.docs, encoder=encoder)
     build_ms = (time.perf_counter() - t0) * 1000
-    dev: Preds = []
-    for text, gold in task.dev:
-        r = m.match(text, limit=1)
-        dev.append((gold is not None, gold is not None and r.entry_id == gold, r.confidence))
+    dev = predictions(m, task.dev)
     test: Preds = []
     times = []
     clock = time.perf_counter_ns
@@ -67,19 +64,7 @@ def run_semantic(task: Task, encoder: semantic.MiniLMEncoder) -> dict[str, float
         r = m.match(text, limit=1)
         times.append((clock() - t) / 1000.0)
         test.append((gold is not None, gold is not None and r.entry_id == gold, r.confidence))
-    return _row(dev, test, build_ms, statistics.median(times), percentile(times, 99))
-
-
-def _row(dev: Preds, test: Preds, build_ms: float, med: float, p99: float) -> dict[str, float]:
-    row: dict[str, float] = {"top1": top1(test), "build_ms": build_ms, "med_us": med, "p99_us": p99}
-    for p in (0.95, 0.99):
-        b = best_threshold(test, p)
-        row[f"cov{int(p * 100)}"] = b[1] if b else 0.0
-        d = best_threshold(dev, p)
-        tp, tc = at_threshold(test, d[0]) if d else (1.0, 0.0)
-        row[f"tr{int(p * 100)}_p"], row[f"tr{int(p * 100)}_c"] = tp, tc
-    row["def_p"], row["def_c"] = at_threshold(test, DEFAULT_THRESHOLD)
-    return row
+    return metrics_row(dev, test, build_ms, statistics.median(times), percentile(times, 99))
 
 
 def print_header() -> None:
