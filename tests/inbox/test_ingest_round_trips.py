@@ -9,7 +9,7 @@ the behaviour that the shortcuts must keep.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,16 +18,15 @@ from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from faq import store as faq_store
-from faq.wiring import build_responders
 from inbox import pipeline
 from inbox import store as inbox_store
 from inbox.events import EventOut
 from inbox.models import Conversation
 from inbox.runtime import Runtime
 from inbox.types import FLAG_OPT_OUT
-from tests.faq.test_responder import _seed_shop_faq, faq_settings
+# `frt`: a runtime with the FAQ responder wired and the shop FAQ loaded (a fixture).
+from tests.faq.test_responder import frt  # noqa: F401
 from tests.inbox.test_pipeline import conversation, count, sms
-from web.app import build_runtime
 
 
 @contextmanager
@@ -161,19 +160,6 @@ async def test_responder_is_not_run_on_events_it_does_not_want(rt: Runtime) -> N
 
 
 # ---------------------------------------------------------------------------- first message
-
-
-@pytest.fixture
-async def frt(database_url: str) -> AsyncIterator[Runtime]:
-    """A runtime with the FAQ responder wired and the shop FAQ loaded."""
-    runtime = await build_runtime(faq_settings(database_url), migrate_db=False,
-                                  responders=build_responders)
-    try:
-        await _seed_shop_faq(runtime)
-        yield runtime
-    finally:
-        await runtime.drain()
-        await runtime.close()
 
 
 async def _events(rt: Runtime, conversation_id: int) -> list[EventOut]:
