@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 import time
 from datetime import UTC, datetime
@@ -58,7 +59,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         kwargs.setdefault("pool_timeout", 10)
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
-    if url.startswith("sqlite+aiosqlite"):
+    if url.startswith("sqlite+aiosqlite") and _ONE_HOP_FITS:
         # One thread hop per statement instead of four (see `_OneHopConnection`).
         kwargs.setdefault("async_creator", _one_hop_creator(lambda: engine, kwargs["connect_args"]))
     engine = create_async_engine(url, **kwargs)
@@ -118,6 +119,16 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 # adapter makes four per SELECT (cursor, execute, fetchall, close) and three per write,
 # about 48 per inbound SMS with the FAQ responder. This cursor does all four in one hop,
 # on the connection's own thread as before: the event loop never runs SQLite itself.
+
+
+# `_OneHopConnection` leans on aiosqlite internals (`_execute`, `_conn`, `_connection`,
+# `_thread`, the constructor's arguments), as of aiosqlite 0.20-0.22. A release without
+# them gets aiosqlite's own connection: slower, never broken.
+_ONE_HOP_FITS = (
+    all(hasattr(aiosqlite.Connection, name) for name in ("_execute", "_conn"))
+    and list(inspect.signature(aiosqlite.Connection.__init__).parameters)[1:3]
+    == ["connector", "iter_chunk_size"]
+)
 
 
 def _run_statement(
