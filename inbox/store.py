@@ -15,6 +15,7 @@ from sqlalchemy import Text, bindparam, cast, desc, func, or_, select, text, upd
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox import search as search_clauses
 from inbox.events import EventOut
 from inbox.models import (
     Agent,
@@ -27,10 +28,7 @@ from inbox.models import (
 )
 from inbox.types import utcnow
 
-
-def like_escape(text: str) -> str:
-    """`text` with LIKE's wildcards escaped (use with `escape="\\"`)."""
-    return re.sub(r"([\\%_])", r"\\\1", text)
+like_escape = search_clauses.like_escape
 
 
 # Arbitrary, fixed: the advisory lock that orders event commits on PostgreSQL.
@@ -298,21 +296,7 @@ async def list_conversations(
     if contact_id is not None:
         query = query.where(Conversation.contact_id == contact_id)
     if search:
-        # The agent's text is literal: "100%" or "red_shirt" must not act as wildcards.
-        like = "%" + like_escape(search.strip().lower()) + "%"
-        contact_match = (
-            select(Identity.contact_id).where(func.lower(Identity.value).like(like, escape="\\"))
-            .union(select(Contact.id).where(func.lower(Contact.name).like(like, escape="\\")))
-        )
-        message_match = select(Message.conversation_id).where(
-            func.lower(Message.text).like(like, escape="\\"))
-        query = query.where(
-            or_(
-                Conversation.contact_id.in_(contact_match),  # type: ignore[attr-defined]
-                Conversation.id.in_(message_match),  # type: ignore[union-attr]
-                func.lower(Conversation.subject).like(like, escape="\\"),
-            )
-        )
+        query = query.where(search_clauses.conversation_clause(search))
     if before is not None:
         at, cid = before
         # The redundant `<=` lets the index serve a range scan from the cursor instead of

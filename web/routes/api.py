@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from inbox import pipeline, store
+from inbox import search as search_clauses
 from inbox.agents import create_agent
 from inbox.errors import BadInput, Conflict, NotFound
 from inbox.merge import live_contact
@@ -262,18 +263,12 @@ async def list_contacts(request: Request) -> Response:
     rt = runtime(request)
     search = (request.query_params.get("q") or "").strip().lower()
     limit = _limit(request)
-    from sqlalchemy import desc, func, or_, select
-
-    from inbox.models import Identity
+    from sqlalchemy import desc, select
 
     async with rt.sessions() as session:
         query = select(Contact).where(Contact.merged_into_id.is_(None))  # type: ignore[union-attr]
         if search:
-            like = "%" + store.like_escape(search) + "%"
-            query = query.where(or_(
-                func.lower(Contact.name).like(like, escape="\\"),
-                Contact.id.in_(select(Identity.contact_id).where(func.lower(Identity.value).like(like, escape="\\"))),  # type: ignore[union-attr]
-            ))
+            query = query.where(search_clauses.contact_clause(search))
         result = await session.exec(query.order_by(desc(Contact.id)).limit(limit))  # type: ignore[call-overload]
         contacts = list(result.scalars().all())
         items = [contact_out(c, await store.identities_of(session, contact_id=c.id or 0)) for c in contacts]
