@@ -19,6 +19,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from inbox.events import EventOut
+from inbox.route_states import WARM_LIMIT, ReadStates
 from inbox.routing import (
     ALL,
     EPHEMERAL,
@@ -58,7 +59,7 @@ class Subscription:
     def __init__(self, hub: Hub, accepts: EventFilter, maxsize: int, topics: set[str]) -> None:
         self._hub = hub
         self.accepts = accepts
-        self.topics = topics
+        self.topics = topics  # as listed in the hub's index (`set_watch` sets them for a watch)
         self.watch: Watch | None = None
         self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=maxsize)
         self.overflowed = False
@@ -145,17 +146,75 @@ class Subscription:
 class Hub:
     """Delivers events, in seq order, to the local subscribers they concern."""
 
-    def __init__(self, *, queue_size: int = 1000, fetch: Fetch | None = None) -> None:
+    def __init__(self, *, queue_size: int = 1000, fetch: Fetch | None = None,
+                 warm_limit: int = WARM_LIMIT) -> None:
         self.queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self._index: dict[str, set[Subscription]] = {}
         self.states = StateTracker()
         self.sequencer = Sequencer(self._fan_out, fetch=fetch)
         self.considered = 0  # subscriptions asked about an event, summed (routing cost)
+        self.warm_limit = warm_limit
+        self._read_states: ReadStates | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._generation = 0
+        self.reloads = 0  # routing states reloaded from the database (start, each resync)
 
-    def use_log(self, fetch: Fetch) -> None:
-        """Let the sequencer read gaps from the event log (`fetch(after, upto)`)."""
+    def use_log(self, fetch: Fetch, *, states: ReadStates | None = None) -> None:
+        """Let the sequencer read gaps from the event log (`fetch(after, upto)`) and,
+        with `states`, reload routing states from the database now and after every
+        `resync_all` (see `reload_states`)."""
         self.sequencer.fetch = fetch
+        if states is not None:
+            self._read_states = states
+            self._spawn_reload()
+
+    def _spawn_reload(self) -> None:
+        if self._read_states is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): routing stays conservative
+            return
+        if self._reloading is not None:
+            self._reloading.cancel()
+        self._generation += 1
+        self.sequencer.pause()  # from now: nothing routed before the states are in
+        self._reloading = loop.create_task(self._reload(self._generation))
+
+    async def reload_states(self) -> None:
+        """Read the stored view states of the `warm_limit` most recently active
+        conversations, as of a seq S (one snapshot), into the routing state, then release
+        events again from S+1 on (held meanwhile, gaps read from the log), so each event
+        after S has a known "previous" and goes to the sockets whose views it concerns,
+        not to every watcher. Older conversations stay unknown (their next event goes to
+        every watcher once). A failed read leaves routing conservative, never stalled."""
+        self._generation += 1
+        await self._reload(self._generation)
+
+    async def _reload(self, generation: int) -> None:
+        assert self._read_states is not None
+        self.sequencer.pause()
+        as_of: int | None = None
+        try:
+            as_of, states = await self._read_states(self.warm_limit)
+            self.states.warm(states, as_of=as_of)
+            self.reloads += 1
+        except asyncio.CancelledError:
+            as_of = None
+            raise
+        except Exception:  # an optimisation: without it events go to every watcher once
+            as_of = None
+            log.exception("reading conversation states for routing failed")
+        finally:
+            if generation == self._generation:  # not superseded by a later reload
+                self._reloading = None
+                self.sequencer.resume(at=None if as_of is None else as_of + 1)
+
+    @property
+    def reloading(self) -> bool:
+        """Whether routing states are being read (events are held meanwhile)."""
+        return self._reloading is not None
 
     @property
     def reads_log(self) -> bool:
@@ -169,10 +228,10 @@ class Hub:
         sub = Subscription(self, accepts or (lambda _e: True), maxsize or self.queue_size,
                            set(topics))
         self._subscribers.add(sub)
-        if watch is not None:
-            sub.watch = watch
-            sub.topics = watch.topics()
-        self._reindex(sub)
+        if watch is None:
+            self._reindex(sub)
+        else:
+            sub.set_watch(watch)
         return sub
 
     def _reindex(self, sub: Subscription) -> None:
@@ -222,11 +281,13 @@ class Hub:
                 log.exception("subscriber filter failed")
 
     def resync_all(self) -> None:
-        """Tell every local subscriber to resync (events may have been missed)."""
+        """Tell every local subscriber to resync (events may have been missed), and
+        reload the routing states from the database (`reload_states`)."""
         self.sequencer.reset()
         self.states.clear()
         for sub in list(self._subscribers):
             sub.force_resync()
+        self._spawn_reload()
 
     @property
     def subscriber_count(self) -> int:

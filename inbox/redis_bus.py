@@ -5,7 +5,8 @@ receives to its own local subscribers, its own events included (one path for all
 `publish` never waits: events go through a bounded in-memory queue to a writer task.
 When Redis is unreachable, the worker keeps serving; once it reconnects it tells every
 local subscriber to resync, and agents replay what they missed from the event table
-(`since`), so nothing is lost, only delayed.
+(`since`), so nothing is lost, only delayed. The hub reloads its routing states from the
+database then (`Hub.resync_all`), so events after the reconnect are still routed by view.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import logging
 import random
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
@@ -42,13 +44,24 @@ def decode(data: str | bytes) -> EventOut:
                     payload=raw["payload"])
 
 
-class RedisBus:
-    """Publishes to and listens on one Redis channel; reconnects with backoff."""
+def channel_for(url: str) -> str:
+    """The bus channel of the deployment at `url`: one per Redis database number, since
+    pub/sub channels are shared by every database of a server (two deployments told
+    apart by `/N` would otherwise receive each other's events)."""
+    db = urlsplit(url).path.strip("/") or "0"
+    return f"{CHANNEL}:{db}"
 
-    def __init__(self, hub: Hub, url: str, *, channel: str = CHANNEL) -> None:
+
+class RedisBus:
+    """Publishes to and listens on one Redis channel; reconnects with backoff.
+
+    Its connections are named `inbox-bus:<channel>` (CLIENT LIST shows which are ours).
+    """
+
+    def __init__(self, hub: Hub, url: str, *, channel: str | None = None) -> None:
         self.hub = hub
         self.url = url
-        self.channel = channel
+        self.channel = channel or channel_for(url)
         self._out: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -79,7 +92,7 @@ class RedisBus:
 
     async def _client(self) -> Any:
         return aioredis.from_url(self.url, socket_connect_timeout=2, socket_timeout=None,
-                                 health_check_interval=10)
+                                 health_check_interval=10, client_name=f"inbox-bus:{self.channel}")
 
     async def _listen(self) -> None:
         delay = 0.1

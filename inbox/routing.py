@@ -100,15 +100,16 @@ class StateTracker:
     """The last view state of each conversation seen (bounded; oldest forgotten first).
 
     Fed in seq order (the hub's sequencer, or a replay), so "previous" is the state the
-    event changed, whichever worker wrote it.
+    event changed, whichever worker wrote it. Each state is kept with the seq it is as
+    of: an event no newer than what is known (a late one, or one before a `warm`
+    snapshot) learns nothing from it and changes nothing in it.
     """
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
-        self._states: dict[int, ViewState] = {}
-        # States read from the conversation table (`warm`), valid for events after `_as_of`.
-        self._warm: dict[int, ViewState] = {}
-        self._as_of = 0
+        # conversation id -> (its view state, the seq that state is as of)
+        self._states: dict[int, tuple[ViewState, int]] = {}
+        self.as_of = 0  # the seq of the last `warm` snapshot (0: never warmed)
 
     def __len__(self) -> int:
         return len(self._states)
@@ -119,22 +120,28 @@ class StateTracker:
     def clear(self) -> None:
         """Forget everything (events may have been missed)."""
         self._states.clear()
-        self._warm.clear()
+        self.as_of = 0
 
     def warm(self, states: Iterable[tuple[int, ViewState]], *, as_of: int) -> None:
         """Conversations' states as stored once every event up to seq `as_of` had
-        committed (read the conversations, *then* the highest seq), so a conversation
-        this process has not seen an event of since it started has a known "previous"
-        for its events after `as_of`. States seen since take precedence."""
+        committed and no later one had (one snapshot: `inbox.route_states`), so a
+        conversation this process has not seen an event of since it started has a known
+        "previous" for its events after `as_of`. A state seen since, at a later seq,
+        takes precedence; the warmed states count against `limit` like any other."""
         interned: dict[ViewState, ViewState] = {}
-        warm = {cid: interned.setdefault(state, state) for cid, state in states
-                if cid not in self._states}
-        self._warm, self._as_of = warm, as_of
+        known = self._states
+        for cid, state in states:
+            seen = known.get(cid)
+            if seen is None or seen[1] <= as_of:
+                known[cid] = (interned.setdefault(state, state), as_of)
+        while len(known) > self.limit:
+            del known[next(iter(known))]
+        self.as_of = max(self.as_of, as_of)
 
-    def remember(self, conversation_id: int, state: ViewState) -> None:
-        """Record `state` as the latest of `conversation_id`."""
+    def remember(self, conversation_id: int, state: ViewState, *, seq: int = 0) -> None:
+        """Record `state` as the latest of `conversation_id`, as of event `seq`."""
         self._states.pop(conversation_id, None)
-        self._states[conversation_id] = state
+        self._states[conversation_id] = (state, seq)
         if len(self._states) > self.limit:
             del self._states[next(iter(self._states))]
 
@@ -150,18 +157,21 @@ class StateTracker:
         if not isinstance(snapshot, dict) or cid is None:
             return EPHEMERAL
         current = ViewState.of(snapshot)
+        seq = event.seq or 0
+        known = self._states.get(cid)
+        newer = known is None or known[1] < seq  # False: the event is older than what we know
         previous: ViewState | None | _Unknown
         explicit = payload.get("previous")
         if isinstance(explicit, dict):
             previous = ViewState.of(explicit)
         elif event.type == "conversation.created" and snapshot.get("id") == cid:
             previous = None
+        elif known is not None and newer:
+            previous = known[0]
         else:
-            previous = self._states.get(cid, UNKNOWN)
-            if previous is UNKNOWN and (event.seq or 0) > self._as_of:
-                previous = self._warm.get(cid, UNKNOWN)
-        self._warm.pop(cid, None)
-        self.remember(cid, current)
+            previous = UNKNOWN
+        if newer:
+            self.remember(cid, current, seq=seq)
         contact_id = snapshot.get("contact_id")
         return Route(current=current, previous=previous,
                      contact_id=contact_id if isinstance(contact_id, int) else None)

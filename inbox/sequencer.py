@@ -55,6 +55,7 @@ class Sequencer:
         self._done_order: deque[int] = deque()
         self._timer: asyncio.TimerHandle | None = None
         self._recovering: asyncio.Task[None] | None = None
+        self._paused = False
         self.fetches = 0  # log reads (one per lasting gap, per process)
         self.recovered = 0  # events found in the log, never published here
         self.skipped = 0  # seqs the log does not have (rolled back)
@@ -75,6 +76,10 @@ class Sequencer:
         seq = event.seq
         assert seq is not None, "ephemeral events bypass the sequencer"
         if self._next is None:
+            if self._paused:  # `resume` decides where to start
+                if seq not in self._done:
+                    self._held.setdefault(seq, event)
+                return
             self._next = seq
         if seq < self._next:
             if seq not in self._done:
@@ -85,7 +90,24 @@ class Sequencer:
         if seq in self._held:
             return
         self._held[seq] = event
-        self._drain()
+        if not self._paused:
+            self._drain()
+
+    def pause(self) -> None:
+        """Hold every committed event until `resume` (while routing state is reloaded)."""
+        self._paused = True
+        self._cancel_timer()
+
+    def resume(self, *, at: int | None = None) -> None:
+        """Release again. With `at` and no position yet (just after start or `reset`),
+        start at `at` (or at the first held event, when that is earlier): every event from
+        there on is released in order, a gap read from the log as usual."""
+        self._paused = False
+        if self._next is None:
+            starts = [*self._held, *([] if at is None else [at])]
+            self._next = min(starts) if starts else None
+        if self._held:
+            self._drain()
 
     def reset(self) -> None:
         """Forget the position and drop what is held (every subscriber resyncs from the log)."""
@@ -95,6 +117,7 @@ class Sequencer:
             self._recovering = None
         self._held.clear()
         self._next = None
+        self._paused = False
 
     def _mark(self, seq: int) -> None:
         self._done.add(seq)
@@ -103,6 +126,8 @@ class Sequencer:
             self._done.discard(self._done_order.popleft())
 
     def _drain(self) -> None:
+        if self._paused:
+            return
         progressed = False
         assert self._next is not None
         while self._next in self._held:
@@ -134,7 +159,7 @@ class Sequencer:
 
     def _on_timeout(self) -> None:
         self._timer = None
-        if not self._held:
+        if not self._held or self._paused:
             return
         if self.fetch is None:
             log.warning("event seq %s never published and no event log to read: skipped",
@@ -173,6 +198,8 @@ class Sequencer:
                 if seq is not None and seq >= self._next and seq not in self._held:
                     self._held[seq] = event
                     self.recovered += 1
+        if self._paused:
+            return  # `resume` drains (and reads the log again for a hole still open)
         # Everything up to `upto` that committed is now held or released: the rest are holes.
         while self._next <= upto:
             if self._next in self._held:

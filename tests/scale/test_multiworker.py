@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,11 @@ from inbox import pipeline
 from inbox.agents import create_agent
 from inbox.types import Inbound
 from tests.conftest import make_settings
-from tests.fakes.twilio_recorder import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN, TwilioRecorder
+from tests.fakes.twilio_recorder import (
+    TEST_ACCOUNT_SID,
+    TEST_AUTH_TOKEN,
+    TwilioRecorder,
+)
 from tests.support.backends import fresh_database
 from tests.support.server import free_port, live_server
 
@@ -174,3 +178,96 @@ async def test_two_dispatchers_racing_on_postgres_send_each_message_once(pg_url:
             await asyncio.gather(*[d.run_once() for d in (a.rt.dispatcher, b.rt.dispatcher) for _ in range(3)])
             bodies = [m["Body"][0] for m in twilio.messages]
         assert sorted(bodies) == sorted(f"reply {i}" for i in range(30))
+
+
+async def _kill_bus_listeners(redis_url: str, channel: str) -> int:
+    """Cut the bus's pub/sub connections to `channel` from the Redis side (as a Redis
+    restart or a network blip would), leaving every other client alone; how many."""
+    import redis.asyncio as aioredis
+
+    admin = aioredis.from_url(redis_url)
+    try:
+        ours = [c for c in await admin.client_list()
+                if c.get("name") == f"inbox-bus:{channel}" and int(c.get("sub") or 0) > 0]
+        for client in ours:
+            await admin.client_kill_filter(_id=client["id"])
+        return len(ours)
+    finally:
+        await admin.aclose()
+
+
+async def _eventually(check: Any, what: str, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.02)
+
+
+async def test_after_a_bus_reconnect_events_are_still_routed_by_view_and_none_lost(
+    pg_url: str,
+) -> None:
+    from urllib.parse import quote
+
+    redis_url = _redis_url()
+    settings = make_settings(pg_url, redis_url=redis_url)
+    async with live_server(settings) as a, live_server(settings) as b:
+        for srv in (a, b):
+            await asyncio.wait_for(srv.rt.bus.connected.wait(), 5)  # type: ignore[attr-defined]
+        mine, mine_token = await create_agent(a.rt, email="m@x.example", name="Mine", role="agent")
+        _open, open_token = await create_agent(a.rt, email="o@x.example", name="Open", role="agent")
+        shared = (await pipeline.ingest(b.rt, _sms(1))).conversation_id  # open, nobody's
+        theirs = (await pipeline.ingest(b.rt, _sms(2))).conversation_id
+        await pipeline.assign(b.rt, conversation_id=theirs, agent_id=mine.id)
+
+        def url(token: str, view: dict[str, Any], since: int | None = None) -> str:
+            watch = quote(json.dumps({"view": view}))
+            tail = "" if since is None else f"&since={since}"
+            return f"{a.ws_url}/ws/agent?token={token}&watch={watch}{tail}"
+
+        seen: dict[str, list[str]] = {"mine": [], "open": []}
+        last: dict[str, int] = {}
+        views = {"mine": (mine_token, {"assignee": "me"}), "open": (open_token, {"status": "open"})}
+
+        def note(who: str, frames: list[dict[str, Any]]) -> None:
+            for f in frames:
+                last[who] = f.get("seq") or last.get(who, 0)
+                if f["type"] == "message.created":
+                    seen[who].append(f"{f['conversation_id']}:{f['message']['text']}")
+
+        sockets = {}
+        for who, (token, view) in views.items():
+            sockets[who] = await websockets.connect(url(token, view))
+            note(who, await _frames_until(sockets[who], lambda f, _: f["type"] == "hello"))
+
+        reloads = a.rt.hub.reloads
+        assert await _kill_bus_listeners(redis_url, a.rt.bus.channel) >= 1  # type: ignore[attr-defined]
+        during = [await pipeline.ingest(b.rt, _sms(i)) for i in (201, 3)]  # while A reconnects
+        for who, ws in sockets.items():  # A is back on the bus: its sockets resync
+            note(who, await _frames_until(ws, lambda f, _: f["type"] == "resync", timeout=20))
+            await ws.close()
+        await _eventually(lambda: a.rt.hub.reloads > reloads and not a.rt.hub.reloading,
+                          "routing states reloaded after the reconnect")
+        for who, (token, view) in views.items():
+            sockets[who] = await websockets.connect(url(token, view, last[who]))
+            note(who, await _frames_until(sockets[who], lambda f, _: f["type"] == "caught_up"))
+
+        # The shared conversation is in the open view, not in "mine": after the reconnect
+        # its next message goes to the open watcher only, as before the reconnect.
+        await pipeline.ingest(b.rt, _sms(101))  # +1555010 0001 again: `shared`
+        marker = await pipeline.ingest(b.rt, Inbound(
+            channel="sms", provider="twilio", provider_message_id="SMmw-marker",
+            sender="+15550100002", sender_kind="phone", recipient="+15550009999",
+            text="for mine"))
+        assert marker.conversation_id == theirs
+        note("open", await _frames_until(
+            sockets["open"], lambda f, _: f.get("message", {}).get("text") == "for mine"))
+        note("mine", await _frames_until(
+            sockets["mine"], lambda f, _: f.get("message", {}).get("text") == "for mine"))
+        for ws in sockets.values():
+            await ws.close()
+
+    assert seen["mine"] == [f"{theirs}:for mine"]
+    # Nothing lost for the open view: every message of an open conversation since it
+    # connected (`theirs` is open too), in order, the reconnect's included; no duplicate.
+    assert during[0].conversation_id == shared
+    assert seen["open"] == [f"{shared}:message 201", f"{during[1].conversation_id}:message 3",
+                            f"{shared}:message 101", f"{theirs}:for mine"]

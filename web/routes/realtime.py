@@ -26,6 +26,7 @@ from inbox.errors import InboxError
 from inbox.events import EventOut
 from inbox.hub import Resync, Subscription, conversation_topic, customer_topic
 from inbox.models import Conversation, Event
+from inbox.route_states import state_reader
 from inbox.routing import BadWatch, StateTracker, ViewState, Watch, parse_watch
 from inbox.runtime import Runtime
 from inbox.sequencer import log_reader
@@ -103,32 +104,16 @@ async def _receive_json(ws: WebSocket) -> Any:
 
 
 def _read_log(rt: Runtime) -> None:
-    """Let the hub's sequencer fill lasting seq gaps from the event log (once per process).
+    """Let the hub's sequencer fill lasting seq gaps from the event log (once per process),
+    and its router know the stored state of recently active conversations (now and after
+    every resync), so the first event of each is routed by its view rather than offered
+    to every watcher.
 
     Wired here, lazily, because the hub is built before the runtime's sessions exist in
     `web.app`; a gap can only matter once a socket listens.
     """
     if not rt.hub.reads_log:
-        rt.hub.use_log(log_reader(rt.sessions))
-        rt.spawn(_warm_states(rt))
-
-
-async def _warm_states(rt: Runtime) -> None:
-    """Teach the hub the stored state of the most recently active conversations, so the
-    first event of each since this process started is routed by its view rather than
-    offered to every watcher (it might have left a view: the state before is unknown)."""
-    try:
-        async with rt.sessions() as session:
-            result = await session.exec(select(  # type: ignore[call-overload]
-                Conversation.id, Conversation.status, Conversation.assignee_id,
-                Conversation.channel, Conversation.handled_by)
-                .order_by(Conversation.last_activity_at.desc())  # type: ignore[attr-defined]
-                .limit(rt.hub.states.limit))
-            rows = result.all()
-            as_of = await store.last_seq(session)  # after the read: see StateTracker.warm
-        rt.hub.states.warm(((r[0], ViewState(r[1], r[2], r[3], r[4])) for r in rows), as_of=as_of)
-    except Exception:  # an optimisation: without it the first events go to every watcher
-        log.exception("reading conversation states for routing failed")
+        rt.hub.use_log(log_reader(rt.sessions), states=state_reader(rt.sessions))
 
 
 def _watch_from_query(ws: WebSocket, agent_id: int) -> Watch | None:
@@ -158,7 +143,7 @@ async def _seed_states(session: Any, tracker: StateTracker, events: list[EventOu
     for row in result.scalars().all():
         snapshot = row.payload.get("conversation")
         if isinstance(snapshot, dict) and row.conversation_id is not None:
-            tracker.remember(row.conversation_id, ViewState.of(snapshot))
+            tracker.remember(row.conversation_id, ViewState.of(snapshot), seq=row.seq or 0)
 
 
 async def agent_socket(ws: WebSocket) -> None:
