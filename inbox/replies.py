@@ -14,6 +14,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import store
 from inbox.errors import BadInput, Conflict, NotFound, PolicyRefused
+from inbox.events import view_fields
 from inbox.models import (
     Contact,
     Conversation,
@@ -140,6 +141,7 @@ async def reply(
         await session.flush()
         if not private:
             session.add(OutboxRow(message_id=message.id or 0, next_attempt_at=now))
+        previous = view_fields(conv)
         changed = False
         if author_kind == "agent" and not private:
             if conv.handled_by != "human":
@@ -155,13 +157,17 @@ async def reply(
         contact = await session.get(Contact, conv.contact_id)
         summary = conversation_out(conv, contact_name=contact.name if contact else None,
                                    last_message=message)
+        # When the reply moves the conversation between views (assigned, handed to a
+        # human), the state before goes with it: sockets showing the old view hear that
+        # it left, whatever this worker's router knows (inbox.routing).
+        moved = {"previous": previous} if view_fields(conv) != previous else {}
         events = [await store.add_event(
             session, type="message.created", conversation_id=conversation_id,
-            payload={"message": message_out(message), "conversation": summary})]
+            payload={"message": message_out(message), "conversation": summary, **moved})]
         if changed:
             events.append(await store.add_event(
                 session, type="conversation.updated", conversation_id=conversation_id,
-                payload={"conversation": summary}))
+                payload={"conversation": summary, **moved}))
         out = message_out(message)
     rt.after_commit(events, outbox=not private)
     return out

@@ -21,9 +21,11 @@ from sqlalchemy import text
 from inbox import pipeline, store
 from inbox.agents import create_agent
 from inbox.events import EventOut
+from tests.conftest import make_settings
+from tests.fakes.twilio_recorder import TEST_ACCOUNT_SID, TEST_AUTH_TOKEN
 from tests.inbox.fast_db import database_url, sqlite_template  # noqa: F401
 from tests.inbox.test_pipeline import sms as inbound
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -369,8 +371,6 @@ async def test_watching_many_idle_agents_costs_an_event_only_its_own_subscribers
 async def test_after_a_restart_stored_states_keep_old_conversations_routed_by_view(
     server: LiveServer,
 ) -> None:
-    from web.routes.realtime import _warm_states
-
     agent, token = await create_agent(server.rt, email="warm@test.example", name="W", role="agent")
     old = (await pipeline.ingest(server.rt, inbound("from before the restart"))).conversation_id
     url = f"{server.ws_url}/ws/agent?token={token}"
@@ -384,7 +384,7 @@ async def test_after_a_restart_stored_states_keep_old_conversations_routed_by_vi
         await pipeline.ingest(server.rt, inbound("unknown before"))
         assert [f["conversation_id"] for f in await quiet(idle[0]) if f.get("seq")] == [old]
         hub.states.clear()
-        await _warm_states(server.rt)
+        await hub.reload_states()
         before = hub.considered
         await pipeline.ingest(server.rt, inbound("known from the table"))
         await asyncio.sleep(0.3)
@@ -397,3 +397,49 @@ async def test_after_a_restart_stored_states_keep_old_conversations_routed_by_vi
     finally:
         for ws in idle:
             await ws.close()
+
+
+async def test_a_reply_that_moves_a_conversation_reaches_its_old_view_on_a_worker_that_never_saw_it(
+    database_url: str, twilio_recorder: Any,  # noqa: F811 (the fixture)
+) -> None:
+    # An agent's reply hands a bot-handled, unassigned conversation to that agent. The
+    # event says where it was before (`previous`), so a worker whose router does not know
+    # the conversation (restarted, resynced) still tells the socket showing "handled by
+    # the bot" that it left, and does not bother a socket whose view it never was in.
+    settings = make_settings(database_url, twilio_account_sid=TEST_ACCOUNT_SID,
+                             twilio_auth_token=TEST_AUTH_TOKEN,
+                             twilio_api_base=twilio_recorder.base_url,
+                             twilio_default_from="+15550009999")
+    async with live_server(settings) as server:
+        replier, _token = await create_agent(server.rt, email="rep@test.example", name="Rep",
+                                             role="agent")
+        _bot_watcher, bot_token = await create_agent(server.rt, email="bot@test.example",
+                                                     name="Bots", role="agent")
+        _other, other_token = await create_agent(server.rt, email="pend2@test.example",
+                                                 name="Pending", role="agent")
+        cid = (await pipeline.ingest(server.rt, inbound("a question for the bot"))).conversation_id
+        url = f"{server.ws_url}/ws/agent?token="
+        async with websockets.connect(url + bot_token) as bots, \
+                websockets.connect(url + other_token) as pending:
+            await frames_until(bots, lambda f: f["type"] == "hello")
+            await frames_until(pending, lambda f: f["type"] == "hello")
+            await watch(bots, {"handled_by": "bot"})
+            await watch(pending, {"status": "pending"})
+            server.rt.hub.states.clear()  # this worker knows nothing of the conversation
+            await pipeline.reply(server.rt, conversation_id=cid, text="A person here",
+                                 agent_id=replier.id)
+            got = await frames_until(bots, lambda f: f["type"] == "conversation.updated")
+            assert [f["type"] for f in got] == ["message.created", "conversation.updated"]
+            assert {f["conversation_id"] for f in got} == {cid}
+            moved = got[-1]
+            assert moved["previous"] == {"status": "open", "assignee_id": None,
+                                         "channel": "sms", "handled_by": "bot"}
+            assert (moved["conversation"]["handled_by"], moved["conversation"]["assignee_id"]) \
+                == ("human", replier.id)
+            assert seqs(await quiet(pending)) == []
+            # Now out of the view (and known to be): the next reply is not sent to it.
+            await pipeline.reply(server.rt, conversation_id=cid, text="Anything else?",
+                                 agent_id=replier.id)
+            marker = await pipeline.ingest(server.rt, inbound("new one", sender="+15550104444"))
+            after = await frames_until(bots, lambda f: f["type"] == "message.created")
+            assert {f["conversation_id"] for f in after} == {marker.conversation_id}
