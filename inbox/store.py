@@ -295,8 +295,6 @@ async def list_conversations(
         query = query.where(Conversation.handled_by == handled_by)
     if contact_id is not None:
         query = query.where(Conversation.contact_id == contact_id)
-    if search:
-        query = query.where(search_clauses.conversation_clause(search))
     if before is not None:
         at, cid = before
         # The redundant `<=` lets the index serve a range scan from the cursor instead of
@@ -308,6 +306,8 @@ async def list_conversations(
                 (Conversation.last_activity_at == at) & (Conversation.id < cid),  # type: ignore[operator]
             ),
         )
+    if search:
+        return await search_clauses.newest_conversations(session, query, search=search, limit=limit)
     query = query.order_by(desc(Conversation.last_activity_at), desc(Conversation.id)).limit(limit)
     result = await session.exec(query)  # type: ignore[call-overload]
     return list(result.scalars().all())

@@ -268,9 +268,10 @@ async def list_contacts(request: Request) -> Response:
     async with rt.sessions() as session:
         query = select(Contact).where(Contact.merged_into_id.is_(None))  # type: ignore[union-attr]
         if search:
-            query = query.where(search_clauses.contact_clause(search))
-        result = await session.exec(query.order_by(desc(Contact.id)).limit(limit))  # type: ignore[call-overload]
-        contacts = list(result.scalars().all())
+            contacts = await search_clauses.newest_contacts(session, query, search=search, limit=limit)
+        else:
+            result = await session.exec(query.order_by(desc(Contact.id)).limit(limit))  # type: ignore[call-overload]
+            contacts = list(result.scalars().all())
         items = [contact_out(c, await store.identities_of(session, contact_id=c.id or 0)) for c in contacts]
     return JSONResponse({"items": items})
 

@@ -1,0 +1,272 @@
+"""The search box's indexes (migration 0005) on a real database, SQLite and PostgreSQL.
+
+Every path of `inbox.search` (the index for rare text, the newest-first probe for
+common text, the scan for 1-2 characters or without an index) must find exactly the
+rows `lower(column) LIKE '%text%'` finds; the indexes must follow every write (ingest,
+edit, delete, merge, split) through triggers or the index itself, and the plan must use
+them. Nothing here times anything: speed is `bench/scale_bench.py --only E`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, desc, event, select, update
+
+from inbox import pipeline, search, store
+from inbox.conversation_ops import split_message
+from inbox.merge import merge_contacts
+from inbox.models import Contact, Conversation, Message
+from inbox.runtime import Runtime
+from inbox.types import Inbound, ThreadHints
+from tests.conftest import make_settings
+from tests.inbox.fast_db import database_url, sqlite_template  # noqa: F401
+from tests.support.backends import _reset_postgres, postgres_url
+from web.app import build_runtime
+from web.migrate import alembic_config, upgrade
+
+_counter = 0
+
+
+def sms(text: str, *, sender: str, name: str | None = None) -> Inbound:
+    global _counter
+    _counter += 1
+    return Inbound(channel="sms", provider="twilio", provider_message_id=f"SMsearch{_counter}",
+                   sender=sender, sender_kind="phone", recipient="+15550009999", text=text,
+                   display_name=name)
+
+
+def mail(text: str, *, sender: str, subject: str) -> Inbound:
+    global _counter
+    _counter += 1
+    mid = f"<search{_counter}@mail.example>"
+    return Inbound(channel="email", provider="email", provider_message_id=mid, sender=sender,
+                   sender_kind="email", recipient="support@shop.example", text=text,
+                   thread=ThreadHints(message_id=mid, subject=subject))
+
+
+async def conversations(rt: Runtime, q: str, **tuning: int) -> list[int]:
+    async with rt.sessions() as session:
+        found = await search.newest_conversations(session, select(Conversation), search=q,
+                                                  limit=50, **tuning)
+    return [c.id or 0 for c in found]
+
+
+async def contacts(rt: Runtime, q: str, **tuning: int) -> list[int]:
+    async with rt.sessions() as session:
+        found = await search.newest_contacts(
+            session, select(Contact).where(Contact.merged_into_id.is_(None)),  # type: ignore[union-attr]
+            search=q, limit=50, **tuning)
+    return [c.id or 0 for c in found]
+
+
+async def scanned(rt: Runtime, q: str) -> list[int]:
+    """What the plain LIKE scan finds: the reference every path must agree with."""
+    async with rt.sessions() as session:
+        result = await session.exec(  # type: ignore[call-overload]
+            select(Conversation.id).where(search.conversation_clause(q))
+            .order_by(desc(Conversation.last_activity_at), desc(Conversation.id)).limit(50))
+        return list(result.scalars().all())
+
+
+# Each path forced: the default, always the index (when the hits are "rare"), always the
+# probe of a 1-row window and then the index, and the probe over everything.
+PATHS: tuple[dict[str, int], ...] = (
+    {}, {"rare_hits": 10**9}, {"rare_hits": 0, "probe_window": 1},
+    {"rare_hits": 0, "probe_window": 10**6})
+
+
+async def assert_found(rt: Runtime, q: str, expected: set[int]) -> None:
+    reference = await scanned(rt, q)
+    assert set(reference) == expected, q
+    for tuning in PATHS:
+        assert await conversations(rt, q, **tuning) == reference, (q, tuning)
+
+
+@pytest.fixture
+async def rt(database_url: str) -> AsyncIterator[Runtime]:  # noqa: F811
+    runtime = await build_runtime(make_settings(database_url), migrate_db=False,
+                                  responders=lambda s: [])
+    try:
+        yield runtime
+    finally:
+        await runtime.drain()
+        await runtime.close()
+
+
+async def test_the_migrated_database_has_its_search_index(rt: Runtime, backend: str) -> None:
+    async with rt.sessions() as session:
+        assert await search.index_kind(session) == ("fts" if backend == "sqlite" else "trgm")
+
+
+async def test_a_message_ingested_after_the_migration_is_found_by_every_path(rt: Runtime) -> None:
+    parcel = (await pipeline.ingest(rt, sms("Where is my parcel?", sender="+15550102030",
+                                            name="Maria Lopez"))).conversation_id
+    jacket = (await pipeline.ingest(rt, mail("The jacket is too small", sender="jonas@mail.example",
+                                             subject="Exchange of order 1042"))).conversation_id
+    await assert_found(rt, "parcel", {parcel})
+    await assert_found(rt, "PARCEL", {parcel})
+    await assert_found(rt, "maria lo", {parcel})
+    await assert_found(rt, "0102030", {parcel})
+    await assert_found(rt, "jonas@mail", {jacket})
+    await assert_found(rt, "order 1042", {jacket})  # the subject
+    await assert_found(rt, "is my parcel", {parcel})
+    await assert_found(rt, "nothing like this", set())
+    assert await contacts(rt, "0102030") == await contacts(rt, "maria", rare_hits=0, probe_window=1)
+
+
+async def test_wildcards_and_quotes_stay_literal(rt: Runtime) -> None:
+    cotton = (await pipeline.ingest(rt, sms("Is it 100% cotton?", sender="+15550102030"))).conversation_id
+    await pipeline.ingest(rt, sms("Is it 1000 cotton?", sender="+15550102031"))
+    sku = (await pipeline.ingest(rt, sms("SKU red_shirt please", sender="+15550102032"))).conversation_id
+    await pipeline.ingest(rt, sms("SKU redXshirt please", sender="+15550102033"))
+    quoted = (await pipeline.ingest(rt, sms('the "blue" one', sender="+15550102034"))).conversation_id
+    await assert_found(rt, "100%", {cotton})
+    await assert_found(rt, "0% c", {cotton})
+    await assert_found(rt, "red_shirt", {sku})
+    await assert_found(rt, "%", {cotton})
+    await assert_found(rt, "_", {sku})
+    await assert_found(rt, '"blue"', {quoted})
+    await assert_found(rt, 'e "b', {quoted})
+    await assert_found(rt, "\\", set())
+    assert await contacts(rt, "%") == []
+
+
+async def test_one_and_two_character_queries_find_substrings(rt: Runtime) -> None:
+    hi = (await pipeline.ingest(rt, sms("Hi there", sender="+15550102030"))).conversation_id
+    ok = (await pipeline.ingest(rt, sms("ok thanks", sender="+15550102031"))).conversation_id
+    await assert_found(rt, "hi", {hi})
+    await assert_found(rt, "k", {ok})
+    await assert_found(rt, "x", set())
+    assert set(await contacts(rt, "31")) == set(await contacts(rt, "0102031"))
+
+
+async def test_korean_text_is_found_whatever_its_length(rt: Runtime) -> None:
+    korean = (await pipeline.ingest(rt, sms("안녕하세요, 주문 확인 부탁드립니다",
+                                            sender="+821012345678", name="김민준"))).conversation_id
+    await pipeline.ingest(rt, sms("Hello, please check my order", sender="+15550102030"))
+    # Two characters: SQLite 3.40's trigram LIKE found nothing for these; the scan does.
+    await assert_found(rt, "안녕", {korean})
+    await assert_found(rt, "주문 확인", {korean})
+    await assert_found(rt, "김민준", {korean})
+    await assert_found(rt, "민준", {korean})
+    await assert_found(rt, "부탁드립니다", {korean})
+
+
+async def test_edits_deletes_merges_and_splits_keep_the_index_in_step(rt: Runtime) -> None:
+    first = await pipeline.ingest(rt, sms("Where is my parcel?", sender="+15550102030", name="Maria"))
+    second = await pipeline.ingest(rt, sms("And the invoice too", sender="+15550102030"))
+    other = await pipeline.ingest(rt, sms("Do you ship abroad?", sender="+15550102099", name="Noor"))
+    async with rt.sessions() as session, session.begin():
+        await session.exec(update(Message).where(Message.id == first.message_id)  # type: ignore[call-overload,arg-type]
+                           .values(text="Where is my package?"))
+        await session.exec(update(Contact).where(Contact.id == other.contact_id)  # type: ignore[call-overload,arg-type]
+                           .values(name="Noor Haddad"))
+    await assert_found(rt, "parcel", set())
+    await assert_found(rt, "package", {first.conversation_id})
+    await assert_found(rt, "haddad", {other.conversation_id})
+
+    async with rt.sessions() as session, session.begin():
+        await session.exec(delete(Message).where(Message.id == second.message_id))  # type: ignore[call-overload,arg-type]
+    await assert_found(rt, "invoice", set())
+
+    await merge_contacts(rt, source_id=other.contact_id, target_id=first.contact_id)
+    # One person now: either number finds both conversations.
+    await assert_found(rt, "0102099", {first.conversation_id, other.conversation_id})
+    assert await contacts(rt, "0102099") == [first.contact_id]
+
+    third = await pipeline.ingest(rt, sms("Separate question about gift cards",
+                                          sender="+15550102030"))
+    split = await split_message(rt, message_id=third.message_id)
+    await assert_found(rt, "gift cards", {split["id"]})
+
+
+async def _plans(rt: Runtime, q: str, backend: str) -> list[str]:
+    """The query plans of the statements a search runs."""
+    statements: list[tuple[str, Any]] = []
+    engine = rt.engine.sync_engine
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        await conversations(rt, q)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    plans = []
+    async with rt.engine.connect() as conn:
+        if backend == "postgres":
+            # A handful of rows is cheaper to scan; say what the index can serve.
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            prefix = "EXPLAIN QUERY PLAN " if backend == "sqlite" else "EXPLAIN "
+            rows = (await conn.exec_driver_sql(prefix + statement, parameters)).all()
+            plans.append("\n".join(str(row[-1]) for row in rows))
+    return plans
+
+
+async def test_the_search_plan_uses_the_index(rt: Runtime, backend: str) -> None:
+    for i in range(30):
+        await pipeline.ingest(rt, sms(f"Where is my order number {i}?", sender=f"+1555010{i:04d}"))
+    plans = "\n".join(await _plans(rt, "warranty", backend))
+    if backend == "sqlite":
+        assert "message_fts VIRTUAL TABLE" in plans and "contact_fts VIRTUAL TABLE" in plans
+        assert "SCAN message\n" not in plans + "\n"
+    else:
+        assert "ix_message_text_trgm" in plans and "ix_identity_value_trgm" in plans
+        assert "Seq Scan on message" not in plans
+
+
+async def test_migration_back_fills_existing_rows_and_downgrades(backend: str, tmp_path: Path) -> None:
+    from alembic import command
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}"
+    else:
+        url = postgres_url() or ""
+        await _reset_postgres(url)
+    await asyncio.to_thread(upgrade, url, "0004_canned_merges")
+
+    async def session_run(check: Any) -> Any:
+        runtime = await build_runtime(make_settings(url), migrate_db=False, responders=lambda s: [])
+        try:
+            return await check(runtime)
+        finally:
+            await runtime.drain()
+            await runtime.close()
+
+    async def seed(r: Runtime) -> int:
+        return (await pipeline.ingest(r, sms("Is the warranty still valid?", sender="+15550102030",
+                                             name="Old Customer"))).conversation_id
+
+    async def probe(r: Runtime) -> tuple[str | None, list[int], list[int]]:
+        async with r.sessions() as session:
+            kind = await search.index_kind(session)
+        return kind, await conversations(r, "warranty"), await conversations(r, "old cust")
+
+    old = await session_run(seed)
+    await asyncio.to_thread(upgrade, url)
+    assert await session_run(probe) == ("fts" if backend == "sqlite" else "trgm", [old], [old])
+    await asyncio.to_thread(command.downgrade, alembic_config(url), "0004_canned_merges")
+    assert await session_run(probe) == (None, [old], [old])  # scanned, same rows
+    await asyncio.to_thread(upgrade, url)
+    assert await session_run(probe) == ("fts" if backend == "sqlite" else "trgm", [old], [old])
+    if backend == "postgres":
+        await _reset_postgres(url)  # the fast fixture re-migrates a schema not at head
+
+
+async def test_store_list_conversations_searches_with_filters_and_cursor(rt: Runtime) -> None:
+    ids = [(await pipeline.ingest(rt, sms(f"warranty claim {i}", sender=f"+1555020{i:04d}"))).conversation_id
+           for i in range(5)]
+    async with rt.sessions() as session:
+        page = await store.list_conversations(session, search="warranty", limit=2)
+        assert [c.id for c in page] == ids[::-1][:2]
+        rest = await store.list_conversations(session, search="warranty", limit=10,
+                                              before=(page[-1].last_activity_at, page[-1].id or 0))
+        assert [c.id for c in rest] == ids[::-1][2:]
+        assert await store.list_conversations(session, search="warranty", status="resolved") == []
