@@ -579,6 +579,38 @@ def _start(weights: Sequence[float], n: int) -> list[float]:
     return [*weights[:n], *[0.0] * (n - len(weights))]
 
 
+def _conf_rows(tasks: Sequence[Task]) -> list[tuple[list[tuple[tuple[float, ...], int, int]], float]]:
+    """The confidence's training rows: for every task's full dev FAQ and its random
+    sub-FAQs (`_SUB_FAQS`), one (calibration features of the top-1, is it right,
+    dev half) per dev query, with each FAQ's share of the weight."""
+    conf_rows: list[tuple[list[tuple[tuple[float, ...], int, int]], float]] = []
+    for ti, task in enumerate(tasks):
+        for size, draw in _SUB_FAQS + ((len(task.docs) // 2, 0),):
+            seed = f"{ti}:{size}" if draw == 0 else f"{ti}:{size}:{draw}"
+            docs = task.docs if size is None else random.Random(seed).sample(task.docs, size)
+            ids = {d.id for d in docs}
+            m = Matcher(docs)
+            rows2: list[tuple[tuple[float, ...], int, int]] = []
+            queries = task.dev
+            if size is not None:
+                # Keep out-of-scope messages to a third of the in-scope ones (CLINC150
+                # test has 18 % out-of-scope, our shop set 27 %), not the 90 % a
+                # 10-entry sub-FAQ would otherwise see.
+                inside = [q for q in task.dev if q[1] in ids]
+                outside = [q for q in task.dev if q[1] not in ids]
+                k = min(len(outside), len(inside) // 3)
+                queries = inside + random.Random(f"{seed}:oos").sample(outside, k)
+            for text, gold in queries:
+                scored = m.score(text)
+                if scored:
+                    ok = gold in ids and scored[0][0] == gold
+                    rows2.append((matcher_mod.calibration_features(scored, len(m)), int(ok), _fold(text)))
+            # The full FAQs are what the benchmark measures: they weigh as much as
+            # their sub-FAQs together. Every dev query is used, weighted.
+            conf_rows.append((rows2, float(len(_SUB_FAQS)) if size is None else 1.0))
+    return conf_rows
+
+
 def fit(tasks: Sequence[Task]) -> None:
     """Fit RANK1_WEIGHTS, RANK_WEIGHTS, CONF_WEIGHTS/CONF_BIAS and DEFAULT_THRESHOLD
     on the dev splits of `tasks` (never their test splits) and print them for
@@ -614,31 +646,7 @@ def fit(tasks: Sequence[Task]) -> None:
     # with dev queries: queries whose entry was left out become out-of-scope messages
     # that share words with the remaining entries, and the confidence learns to mean
     # the same on small FAQs as on large ones.
-    conf_rows: list[tuple[list[tuple[tuple[float, ...], int, int]], float]] = []
-    for ti, task in enumerate(tasks):
-        for size, draw in _SUB_FAQS + ((len(task.docs) // 2, 0),):
-            seed = f"{ti}:{size}" if draw == 0 else f"{ti}:{size}:{draw}"
-            docs = task.docs if size is None else random.Random(seed).sample(task.docs, size)
-            ids = {d.id for d in docs}
-            m = Matcher(docs)
-            rows2: list[tuple[tuple[float, ...], int, int]] = []
-            queries = task.dev
-            if size is not None:
-                # Keep out-of-scope messages to a third of the in-scope ones (CLINC150
-                # test has 18 % out-of-scope, our shop set 27 %), not the 90 % a
-                # 10-entry sub-FAQ would otherwise see.
-                inside = [q for q in task.dev if q[1] in ids]
-                outside = [q for q in task.dev if q[1] not in ids]
-                k = min(len(outside), len(inside) // 3)
-                queries = inside + random.Random(f"{seed}:oos").sample(outside, k)
-            for text, gold in queries:
-                scored = m.score(text)
-                if scored:
-                    ok = gold in ids and scored[0][0] == gold
-                    rows2.append((matcher_mod.calibration_features(scored, len(m)), int(ok), _fold(text)))
-            # The full FAQs are what the benchmark measures: they weigh as much as
-            # their sub-FAQs together. Every dev query is used, weighted.
-            conf_rows.append((rows2, float(len(_SUB_FAQS)) if size is None else 1.0))
+    conf_rows = _conf_rows(tasks)
     conf_data = [(x, y, wq) for (x, y, _), wq in _weighted(conf_rows)]
     nfeat = len(conf_data[0][0])
     hidden: tuple[tuple[float, ...], ...] = ()

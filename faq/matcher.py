@@ -65,10 +65,20 @@ import math
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
-from faq.normalise import fold, is_hangul, jamo, surface_terms, terms, words
+from faq.normalise import (
+    fold,
+    folded_words,
+    is_hangul,
+    jamo,
+    terms,
+    word_surface_terms,
+    word_terms,
+    words,
+)
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -77,6 +87,9 @@ __all__ = [
     "MatchResult",
     "Matcher",
 ]
+
+
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True)
@@ -248,13 +261,25 @@ class _Entry:
     tlen: int = 0  # sum of tf: the entry's length for the query-likelihood feature
     gtf: dict[str, int] = field(default_factory=dict)  # char gram -> phrasings containing it
     wset: frozenset[str] = frozenset()  # all its surface words
-    gset: frozenset[str] = frozenset()  # all its char grams (the keys of gtf)
     norm: float = 0.0  # centroid norm: sqrt(sum (idf * tf)^2)
     # Its terms by how characteristic they are (idf * share of its phrasings that
     # have the term), most characteristic first, each weight relative to the first.
     core: tuple[tuple[float, str], ...] = ()
+    # Its char grams grouped by gtf: (count, grams with that count), for `_chars`.
+    gbycount: tuple[tuple[int, frozenset[str]], ...] = ()
     gcnorm: float = 0.0  # char-gram centroid norm: sqrt(sum (gram idf * gtf)^2)
     stamp: int = -1  # the index version the cached norms were computed under
+    # Phrasing-level inverted lists, so a candidate's features cost a few steps per
+    # shared term instead of a set intersection per phrasing: term / term bigram /
+    # question word -> indices of the phrasings that have it.
+    tpos: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    bpos: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
+    whpos: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    nowh: int = 0  # phrasings without a question word
+    # log(mu / (tlen + mu)): the query-likelihood term of a message term it lacks.
+    lmu: float = 0.0
+    pnorm: list[float] = field(default_factory=list)  # per phrasing: `_Phrasing.norm`
+    pmass: list[float] = field(default_factory=list)  # per phrasing: `_Phrasing.mass`
 
 
 class Matcher:
@@ -278,6 +303,10 @@ class Matcher:
         self._gram_df: dict[str, int] = {}
         self._widf_cache: dict[str, float] = {}
         self._gidf_cache: dict[str, float] = {}
+        # Squared gram IDF of the grams messages have had since the last edit, and
+        # which of them reach `_MIN_GRAM_IDF2` (see `_query_grams`).
+        self._gsq_cache: dict[str, float] = {}
+        self._gstrong: set[str] = set()
         for doc in docs:
             self.upsert(doc)
         # A bulk build computes every entry's norms now rather than on each entry's
@@ -321,10 +350,15 @@ class Matcher:
                 entry.gtf[g] = entry.gtf.get(g, 0) + 1
             wset |= p.words
         entry.wset = frozenset(wset)
-        entry.gset = frozenset(entry.gtf)
+        entry.gbycount = _by_count(entry.gtf)
+        entry.tpos = _positions(p.termset for p in phrasings)
+        entry.bpos = _positions(p.bigrams for p in phrasings)
+        entry.whpos = _positions(p.wh for p in phrasings)
+        entry.nowh = sum(1 for p in phrasings if not p.wh)
         _count(self._word_df, entry.wset, 1)
         _count(self._gram_df, entry.gtf, 1)
         entry.tlen = sum(entry.tf.values())
+        entry.lmu = math.log(_QL_MU / (entry.tlen + _QL_MU))
         self._ctotal += entry.tlen
         for t, n in entry.tf.items():
             self._cf[t] = self._cf.get(t, 0) + n
@@ -362,6 +396,8 @@ class Matcher:
         self._idf_cache.clear()
         self._widf_cache.clear()
         self._gidf_cache.clear()
+        self._gsq_cache.clear()
+        self._gstrong.clear()
 
     def _add_neighbours(self, term: str) -> None:
         for v in _variants(term):
@@ -416,21 +452,36 @@ class Matcher:
 
     def _substituted(self, eid: str, anchors: dict[str, frozenset[str]], f: tuple[float, ...]) -> bool:
         """True when the message puts a word no entry knows next to a shared term
-        where the entry has one of its characteristic terms instead: "gift boxes"
-        against the gift-cards entry ("gift card" in most of its phrasings),
-        "student discounts" against "discount codes". The shared word is then a
-        modifier of a different thing. A term that varies from phrasing to phrasing
-        (a city, a name) is not characteristic, so "weather in wisconsin" against
-        "weather in orlando" is not a substitution."""
+        where the entry has one of its characteristic terms instead. Two cases:
+
+        * the pair itself is characteristic: "gift boxes" against the gift-cards
+          entry ("gift card" in most of its phrasings), "student discounts" against
+          "discount codes". The shared word is then a modifier of a different thing.
+        * the shared word is a side word of the entry (like every message term the
+          entry has) and stands in it before one of its characteristic terms: "do you
+          sell laptops" against "Do you sell gift cards?" (one of eight phrasings).
+          The message sells something else; the entry is about gift cards.
+
+        A term that varies from phrasing to phrasing (a city, a name) is not
+        characteristic, so "weather in wisconsin" against "weather in orlando" is
+        not a substitution."""
         entry = self._entries[eid]
+        tf = entry.tf
         need = _CHARACTERISTIC * len(entry.phrasings)
         counts: dict[tuple[str, str], int] = {}
+        peripheral: bool | None = None  # every message term is a side word of the entry
         for p in entry.phrasings:
             for a, b in p.bigrams:
                 known = anchors.get(a)
-                if known is not None and b not in known and b not in _WH:
-                    n = counts[a, b] = counts.get((a, b), 0) + 1
-                    if n >= need:
+                if known is None or b in known or b in _WH:
+                    continue
+                n = counts[a, b] = counts.get((a, b), 0) + 1
+                if n >= need:
+                    return True
+                if tf[b] >= need:
+                    if peripheral is None:
+                        peripheral = all(tf.get(t, 0) < need for t in known)
+                    if peripheral:
                         return True
         return False
 
@@ -440,7 +491,9 @@ class Matcher:
         """Candidates as (entry id, ranking score, features), best first, and the
         message's known terms that stand next to a term no entry has (each mapped to
         all the message's terms, for `_substituted`)."""
-        raw = terms(text)
+        qtext = fold(text)
+        qwords = folded_words(qtext)
+        raw = word_terms(qwords)
         qterms = self._query_terms(raw)
         if not qterms:
             return [], {}
@@ -467,40 +520,44 @@ class Matcher:
         nterms = min(len(weights), 8) / 8.0
         postings = self._postings
         unknown = sum(w for t, w in weights.items() if t not in postings) / qmass
-        idfs = {t: idf(t) for t in weights}
+        cf, ctotal = self._cf, self._ctotal
+        qlist = []
+        for t, w in sorted(weights.items(), key=_second, reverse=True):
+            d = idf(t)
+            c = cf.get(t)
+            qlist.append((t, w * d, d, w, ctotal / (_QL_MU * c) if c else 0.0))
         q = _Query(
             weights, qnorm, max(weights.values()), nterms, _WH.intersection(raw),
-            frozenset(zip(raw, raw[1:])), unknown, frozenset(weights), idfs,
-            {t: w * idfs[t] for t, w in weights.items()},
+            frozenset(zip(raw, raw[1:])), unknown, qlist,
+            sum(1 for t in weights if t in cf), len(weights),
         )
         widf = self._widf
-        q.wsq = {w: widf(w) ** 2 for w in set(words(text)) if w in self._word_df}
+        q.wsq = {w: widf(w) ** 2 for w in set(qwords) if w in self._word_df}
         q.wnorm = math.sqrt(sum(q.wsq.values())) or 1.0
         stage1: list[tuple[float, str, tuple[float, ...]]] = []
+        w1 = RANK1_WEIGHTS
+        lexical = self._lexical
         for eid, overlap in heapq.nlargest(_POOL, acc.items(), key=_second):
-            f = self._lexical(eid, overlap / qmass, q)
-            stage1.append((_dot(RANK1_WEIGHTS, f), eid, f))
+            f = lexical(eid, overlap / qmass, q)
+            stage1.append((sum(map(operator.mul, w1, f)), eid, f))
         stage1.sort(key=_first, reverse=True)
-        qtermstr = " ".join(sorted(weights))
-        qtext = fold(text)
-        gidf = self._gidf
-        gram_df = self._gram_df
-        gsq = {g: gidf(g) ** 2 for g in _grams(qtext) if g in gram_df}
+        shortlist = [eid for _, eid, _ in stage1[:_RERANK]]
+        gsq, strong = self._query_grams(qtext)
         gnorm = math.sqrt(sum(gsq.values())) or 1.0
-        # Grams most entries share add little to a cosine and most of its cost.
-        qgrams = frozenset(g for g, w in gsq.items() if w >= _MIN_GRAM_IDF2)
+        fuzzy = self._fuzzy(shortlist, " ".join(sorted(weights)), qtext)
         ranked: list[tuple[str, float, tuple[float, ...]]] = []
-        for _, eid, f in stage1[:_RERANK]:
+        w2 = RANK_WEIGHTS
+        for (_, eid, f), fz in zip(stage1, fuzzy):
             full = (
-                f + self._words(eid, q) + self._fuzzy(eid, qtermstr, qtext)
-                + self._chars(eid, gsq, qgrams, gnorm) + (self._core_miss(eid, weights), unknown)
+                *f, self._words(eid, q), *fz, self._chars(eid, gsq, strong, gnorm),
+                self._core_miss(eid, weights), unknown,
             )
-            ranked.append((eid, _dot(RANK_WEIGHTS, full), full))
+            ranked.append((eid, sum(map(operator.mul, w2, full)), full))
         ranked.sort(key=_second, reverse=True)
         anchors: dict[str, frozenset[str]] = {}
         if unknown:
             mine = frozenset(weights)
-            seq = surface_terms(text)
+            seq = word_surface_terms(qwords)
             for x, y in zip(seq, seq[1:]):
                 # A known term directly followed by one kept as it is (not spelling-
                 # corrected) that no entry has: the head of a compound ("gift boxes").
@@ -514,73 +571,76 @@ class Matcher:
         weight the message covers, the message length class, the share of message
         terms the entry has, the heaviest message term it lacks (relative to the
         heaviest overall), question-word agreement, the best phrasing's share of the
-        message's term bigrams and the best stop-word-keeping word cosine."""
+        message's term bigrams and the query likelihood (`_Query.terms` explains it).
+        Everything is summed over the message's terms through the entry's
+        phrasing-level lists (`_Entry.tpos`), never over its phrasings' term sets."""
         entry = self._entries[eid]
         if entry.stamp != self._version:
             self._refresh(entry)
-        weights, qnorm = q.weights, q.norm
-        qkeys, qwi, qidf = q.keys, q.wi.__getitem__, q.idf.__getitem__
+        tpos = entry.tpos
+        nphr = len(entry.phrasings)
+        dots = [0.0] * nphr  # per phrasing: sum of weight * idf over shared terms
+        mass = [0.0] * nphr  # per phrasing: sum of idf over shared terms
+        num = lik = 0.0
+        matched = 0
+        missing = -1.0
+        log1p = math.log1p
+        for t, wi, d, w, inv in q.terms:
+            pos = tpos.get(t)
+            if pos is None:
+                if missing < 0.0:
+                    missing = w  # q.terms is heaviest first
+                continue
+            matched += 1
+            c = len(pos)
+            num += wi * c
+            lik += log1p(c * inv)
+            for i in pos:
+                dots[i] += wi
+                mass[i] += d
         best_cos = second_cos = phr_cover = 0.0
-        wh_hits = bigram = 0.0
-        qwh, qbig = q.wh, q.bigrams
-        for p in entry.phrasings:
-            if qwh:
-                wh_hits += not qwh.isdisjoint(p.wh)
-            else:
-                wh_hits += not p.wh
-            if qbig:
-                b = len(qbig & p.bigrams)
-                if b > bigram:
-                    bigram = b
-            if p.norm == 0.0:
-                continue
-            common = p.termset & qkeys
-            if not common:
-                continue
-            cos = sum(map(qwi, common)) / (qnorm * p.norm)
-            if cos > best_cos:
-                second_cos, best_cos = best_cos, cos
-                phr_cover = sum(map(qidf, common)) / p.mass
-            elif cos > second_cos:
-                second_cos = cos
-        num = 0.0
-        tf = entry.tf
-        missing = 0.0
-        unmatched = 0
-        for t, qw in weights.items():
-            c = tf.get(t)
-            if c is not None:
-                num += qwi(t) * c
-            else:
-                unmatched += 1
-                if qw > missing:
-                    missing = qw
+        qnorm = q.norm
+        pnorm = entry.pnorm
+        for i in range(nphr):
+            s = dots[i]
+            if s:
+                cos = s / (qnorm * pnorm[i])
+                if cos > best_cos:
+                    second_cos, best_cos = best_cos, cos
+                    phr_cover = mass[i] / entry.pmass[i]
+                elif cos > second_cos:
+                    second_cos = cos
+        qwh = q.wh
+        if not qwh:
+            wh_hits = entry.nowh
+        elif len(qwh) == 1:
+            wh_hits = len(entry.whpos.get(next(iter(qwh)), ()))
+        else:
+            hit: set[int] = set()
+            for x in qwh:
+                hit.update(entry.whpos.get(x, ()))
+            wh_hits = len(hit)
+        bigram = 0.0
+        qbig = q.bigrams
+        if qbig:
+            counts = [0] * nphr
+            bpos = entry.bpos
+            for b in qbig:
+                for i in bpos.get(b, ()):
+                    counts[i] += 1
+            bigram = max(counts) / len(qbig)
         centroid = num / (qnorm * entry.norm) if entry.norm > 0.0 else 0.0
-        n = len(entry.phrasings) or 1
+        if missing < 0.0:
+            missing = 0.0
+        # Query likelihood (Zhai & Lafferty 2001, Dirichlet prior): per known message
+        # term log((tf + mu pc) / ((tlen + mu) pc)) = log(mu / (tlen + mu)) +
+        # log1p(tf / (mu pc)); the first part is the same for every term.
+        likelihood = (lik + q.nknown * entry.lmu) / q.nweights if q.nknown else 0.0
         return (
             best_cos, centroid, coverage, second_cos, phr_cover, q.nterms,
-            1.0 - unmatched / len(weights), missing / q.top, wh_hits / n,
-            bigram / len(qbig) if qbig else 0.0, self._likelihood(entry, weights),
+            matched / q.nweights, missing / q.top, wh_hits / (nphr or 1), bigram,
+            likelihood,
         )
-
-    def _likelihood(self, entry: _Entry, weights: dict[str, float]) -> float:
-        """Query likelihood of the message under the entry's term distribution with
-        Dirichlet smoothing (Zhai & Lafferty 2001), as log-odds against the whole
-        FAQ's distribution, averaged over the message's terms. Unlike the cosines it
-        rewards entries where the message's terms recur in many phrasings and
-        penalises long entries that happen to contain a term once."""
-        cf, ctotal = self._cf, self._ctotal
-        if ctotal == 0:
-            return 0.0
-        tf = entry.tf
-        denom = entry.tlen + _QL_MU
-        total = 0.0
-        for t in weights:
-            c = cf.get(t)
-            if c is not None:
-                pc = c / ctotal
-                total += math.log((tf.get(t, 0) + _QL_MU * pc) / (denom * pc))
-        return total / len(weights)
 
     def _core_miss(self, eid: str, weights: dict[str, float]) -> float:
         """How characteristic the entry's most characteristic term the message lacks
@@ -592,7 +652,7 @@ class Matcher:
                 return rel
         return 0.0
 
-    def _words(self, eid: str, q: _Query) -> tuple[float]:
+    def _words(self, eid: str, q: _Query) -> float:
         """The best IDF-weighted cosine of the message's surface words (stop words
         kept: "what is your name" has no other words) to one of the entry's phrasings."""
         wsq = q.wsq
@@ -603,11 +663,28 @@ class Matcher:
                 c = sum(map(get, p.words.intersection(wsq))) / p.wnorm
                 if c > best:
                     best = c
-        return (best / q.wnorm,)
+        return best / q.wnorm
 
-    def _chars(
-        self, eid: str, gsq: dict[str, float], qgrams: frozenset[str], gnorm: float
-    ) -> tuple[float]:
+    def _query_grams(self, qtext: str) -> tuple[dict[str, float], set[str]]:
+        """The message's character grams that some entry has, each with its squared
+        IDF, and those of them with at least `_MIN_GRAM_IDF2` (grams most entries
+        share add little to a cosine and most of its cost). Squared IDFs are cached
+        per gram until the next edit."""
+        cache = self._gsq_cache
+        gram_df = self._gram_df
+        gsq: dict[str, float] = {}
+        for g in _grams(qtext):
+            w = cache.get(g)
+            if w is None:
+                if g not in gram_df:
+                    continue
+                w = cache[g] = self._gidf(g) ** 2
+                if w >= _MIN_GRAM_IDF2:
+                    self._gstrong.add(g)
+            gsq[g] = w
+        return gsq, self._gstrong.intersection(gsq)
+
+    def _chars(self, eid: str, gsq: dict[str, float], qgrams: set[str], gnorm: float) -> float:
         """Cosine of the message's character 3-5-grams (IDF-weighted, binary) to the
         entry's centroid (gram -> number of its phrasings that have it). Catches
         what terms miss: compounds (topup/top up), stems the stemmer does not unify,
@@ -615,20 +692,35 @@ class Matcher:
         the time.)"""
         entry = self._entries[eid]
         if entry.gcnorm == 0.0:
-            return (0.0,)
-        gtf = entry.gtf
+            return 0.0
+        get = gsq.__getitem__
         num = 0.0
-        for g in qgrams & entry.gset:
-            num += gsq[g] * gtf[g]
-        return (num / (gnorm * entry.gcnorm),)
+        for c, grams in entry.gbycount:
+            num += c * sum(map(get, qgrams.intersection(grams)))
+        return num / (gnorm * entry.gcnorm)
 
-    def _fuzzy(self, eid: str, qtermstr: str, qtext: str) -> tuple[float, ...]:
-        """rapidfuzz features of one entry: best token-set ratio on the normalised
-        terms and best plain ratio on the folded text, over its phrasings."""
-        entry = self._entries[eid]
-        tsr = max(fuzz.token_set_ratio(qtermstr, p.termstr) for p in entry.phrasings)
-        ratio = max(fuzz.ratio(qtext, p.text) for p in entry.phrasings)
-        return (tsr / 100.0, ratio / 100.0)
+    def _fuzzy(self, eids: list[str], qtermstr: str, qtext: str) -> list[tuple[float, float]]:
+        """rapidfuzz features of each entry of `eids`: best token-set ratio on the
+        normalised terms and best plain ratio on the folded text, over its phrasings
+        (one `process.extract` call per scorer for all their phrasings)."""
+        owner: list[int] = []
+        texts: list[str] = []
+        termstrs: list[str] = []
+        for k, eid in enumerate(eids):
+            for p in self._entries[eid].phrasings:
+                owner.append(k)
+                texts.append(p.text)
+                termstrs.append(p.termstr)
+        tsr = [0.0] * len(eids)
+        ratio = [0.0] * len(eids)
+        for best, query, choices, scorer in (
+            (tsr, qtermstr, termstrs, fuzz.token_set_ratio), (ratio, qtext, texts, fuzz.ratio)
+        ):
+            for _, score, i in process.extract(query, choices, scorer=scorer, limit=None):
+                k = owner[i]
+                if score > best[k]:
+                    best[k] = score
+        return [(a / 100.0, b / 100.0) for a, b in zip(tsr, ratio)]
 
     def _refresh(self, entry: _Entry) -> None:
         """Recompute an entry's cached norms under the current IDF (lazily, the first
@@ -638,6 +730,8 @@ class Matcher:
             ws = [idf(t) for t in p.termset]
             p.norm = math.sqrt(sum(w * w for w in ws))
             p.mass = sum(ws)
+        entry.pnorm = [p.norm for p in entry.phrasings]
+        entry.pmass = [p.mass for p in entry.phrasings]
         entry.norm = math.sqrt(sum((idf(t) * c) ** 2 for t, c in entry.tf.items()))
         # Question words say what is asked about the topic, not the topic.
         core = sorted(((idf(t) * c, t) for t, c in entry.tf.items() if t not in _WH), reverse=True)
@@ -722,9 +816,11 @@ class _Query:
     wh: frozenset[str]  # question words
     bigrams: frozenset[tuple[str, str]]
     unknown: float  # share of the message's term weight no entry has
-    keys: frozenset[str]  # its terms
-    idf: dict[str, float]  # term -> idf
-    wi: dict[str, float]  # term -> weight * idf (a phrasing cosine's numerator part)
+    # Per term, heaviest first: (term, weight * idf (a phrasing cosine's numerator
+    # part), idf, weight, 1 / (mu * its share of all FAQ term occurrences)).
+    terms: list[tuple[str, float, float, float, float]]
+    nknown: int  # how many of its terms some entry has
+    nweights: int  # how many terms it has
     wsq: dict[str, float] = field(default_factory=dict)  # known word -> word idf^2
     wnorm: float = 1.0
 
@@ -739,6 +835,23 @@ def _grams(folded: str) -> frozenset[str]:
     s = f" {folded} "
     n = len(s)
     return frozenset(s[i : i + k] for k in (3, 4, 5) for i in range(n - k + 1))
+
+
+def _positions(sets: Iterable[Iterable[_K]]) -> dict[_K, tuple[int, ...]]:
+    """Key -> indices (ascending) of the sets that contain it."""
+    out: dict[_K, list[int]] = {}
+    for i, keys in enumerate(sets):
+        for k in keys:
+            out.setdefault(k, []).append(i)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _by_count(counts: dict[str, int]) -> tuple[tuple[int, frozenset[str]], ...]:
+    """The keys of `counts` grouped by their count, as (count, keys)."""
+    groups: dict[int, set[str]] = {}
+    for k, c in counts.items():
+        groups.setdefault(c, set()).add(k)
+    return tuple((c, frozenset(ks)) for c, ks in sorted(groups.items()))
 
 
 def _count(df: dict[str, int], keys: Iterable[str], delta: int) -> None:

@@ -24,13 +24,16 @@ from functools import lru_cache
 __all__ = [
     "NEGATION",
     "fold",
-    "words",
-    "terms",
-    "surface_terms",
+    "folded_words",
+    "is_hangul",
+    "jamo",
     "stem",
     "strip_korean_suffix",
-    "jamo",
-    "is_hangul",
+    "surface_terms",
+    "terms",
+    "word_surface_terms",
+    "word_terms",
+    "words",
 ]
 
 # Order ids, tracking numbers and phone numbers are long digit runs; short numbers
@@ -235,8 +238,14 @@ def words(text: str) -> list[str]:
     expanded (``"u r"`` → ``you are``, ``"can't"`` → ``can not``) and numbers
     replaced by a class token: ``#id`` for 5+ digit runs (order ids, phones),
     ``#num`` otherwise. Stop words are kept; nothing is stemmed."""
+    return folded_words(fold(text))
+
+
+def folded_words(folded: str) -> list[str]:
+    """`words` of a string that is already `fold`-ed (so a caller that needs the
+    folded text too folds only once)."""
     out: list[str] = []
-    for tok in _TOKEN_RE.findall(fold(text)):
+    for tok in _TOKEN_RE.findall(folded):
         if tok[0] == "#" or tok[0].isdigit() and tok[-1].isdigit():
             digits = sum(ch.isdigit() for ch in tok)
             out.append("#id" if digits >= _ID_DIGITS else "#num")
@@ -383,8 +392,13 @@ def terms(text: str) -> list[str]:
     (stop words dropped, negation kept as ``not``), number classes, Korean stems and
     Korean syllable bigrams. Duplicates are kept (callers decide
     whether term frequency matters)."""
+    return word_terms(words(text))
+
+
+def word_terms(ws: list[str]) -> list[str]:
+    """`terms` of a text whose `words` are `ws` (so they are computed only once)."""
     out: list[str] = []
-    for w in words(text):
+    for w in ws:
         if w[0] == "#":
             out.append(w)
         elif is_hangul(w):
@@ -398,7 +412,7 @@ def terms(text: str) -> list[str]:
     if not out:
         # Nothing but stop words ("thanks!", "hi there", "yes"): match on the words
         # themselves rather than on nothing, so small-talk entries can still match.
-        out = [stem(w) for w in words(text) if w.isascii() and w[0] != "#"]
+        out = [stem(w) for w in ws if w.isascii() and w[0] != "#"]
     return out
 
 
@@ -407,8 +421,13 @@ def surface_terms(text: str) -> list[str | None]:
     or None for a stop word, small talk or a non-latin word: so two terms are
     neighbours in the message only if nothing stood between them ("gift boxes",
     but not "alerts for brazil")."""
+    return word_surface_terms(words(text))
+
+
+def word_surface_terms(ws: list[str]) -> list[str | None]:
+    """`surface_terms` of a text whose `words` are `ws`."""
     out: list[str | None] = []
-    for w in words(text):
+    for w in ws:
         if w[0] == "#":
             out.append(w)
         elif not w.isascii() or w in STOP_WORDS or w in _SMALLTALK:

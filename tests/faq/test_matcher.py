@@ -371,6 +371,21 @@ def test_gift_boxes_do_not_get_the_gift_cards_answer() -> None:
     assert cards.entry_id == "gift-cards" and cards.confidence >= DEFAULT_THRESHOLD
 
 
+def test_a_side_word_of_an_entry_does_not_answer_a_different_product() -> None:
+    # Regression (issue 5): "sell" is in one of the gift-cards entry's eight
+    # phrasings ("Do you sell gift cards?") and in no other entry, so its IDF is as
+    # high as a topic word's; "laptops" stands where the entry has "gift cards"
+    # (0.90 confidence before).
+    m, _ = _shop()
+    for text in ("do you sell laptops", "Do you sell laptops?", "do you sell phone cases"):
+        assert m.match(text).confidence < DEFAULT_THRESHOLD, text
+    # The entry's own topic still answers, and so does a side word with a slot value
+    # that stop words keep apart ("to the UK" is not a different product).
+    assert m.match("do you sell gift cards").confidence >= DEFAULT_THRESHOLD
+    uk = m.match("do you deliver to the UK?")
+    assert uk.entry_id == "international-shipping"
+
+
 SUBSTITUTION_DOCS = [
     FaqDoc("gift-cards", "How do gift cards work?",
            ("Do you sell gift cards?", "How do I check my gift card balance?", "Do gift cards expire?")),
@@ -388,6 +403,7 @@ SUBSTITUTION_DOCS = [
         ("do you sell gift cards", False),
         ("weather forecast denver", False),  # a city varies between phrasings
         ("gift card for my boxes", False),  # the unknown word is not next to "gift"
+        ("do you sell laptops", True),  # a side word of the entry before a new head
     ],
 )
 def test_substitution_halves_confidence_only_for_a_characteristic_compound(
