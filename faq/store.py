@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, delete, func, update
+from sqlalchemy import Column, Index, delete, func, text, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.db import JSONType, UTCDateTime
 from inbox.types import utcnow
+
+OPEN = "resolved_entry_id IS NULL"
 
 
 def _json_list() -> Any:
@@ -49,6 +51,10 @@ class UnansweredQuestion(SQLModel, table=True):
     """A customer message the bot did not answer (handed over or not confident)."""
 
     __tablename__ = "faq_unanswered"
+    # The editor lists the newest open questions: this index holds only those, in order,
+    # however many resolved ones pile up (migration 0005).
+    __table_args__ = (Index("ix_faq_unanswered_open", "id", sqlite_where=text(OPEN),
+                            postgresql_where=text(OPEN)),)
     id: int | None = Field(default=None, primary_key=True)
     message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
     conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
@@ -72,6 +78,14 @@ async def list_entries(session: AsyncSession, *, enabled_only: bool = False) -> 
 async def get_entry(session: AsyncSession, *, entry_id: int) -> FaqEntry | None:
     """The entry with this id, or None."""
     return await session.get(FaqEntry, entry_id)
+
+
+async def entries_by_id(session: AsyncSession, *, entry_ids: Sequence[int]) -> dict[int, FaqEntry]:
+    """The entries with these ids that exist, by id (one query)."""
+    if not entry_ids:
+        return {}
+    result = await session.exec(select(FaqEntry).where(col(FaqEntry.id).in_(sorted(set(entry_ids)))))
+    return {entry.id or 0: entry for entry in result.all()}
 
 
 async def entry_by_external_id(session: AsyncSession, *, external_id: str) -> FaqEntry | None:

@@ -1,4 +1,5 @@
 """search indexes: FTS5 trigram tables on SQLite, pg_trgm GIN indexes on PostgreSQL
+(and a partial index of the open unanswered FAQ questions)
 
 The agent's search box is a case-insensitive substring search (`inbox/search.py`) over
 message texts, contact names, identity values and conversation subjects. A substring
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
@@ -41,11 +43,15 @@ depends_on = None
 log = logging.getLogger("alembic.runtime.migration")
 
 # (table, column) pairs the search box reads; inbox/search.py names the same ones.
+OPEN = "resolved_entry_id IS NULL"
 SEARCHED = (("message", "text"), ("contact", "name"), ("identity", "value"),
             ("conversation", "subject"))
 
 
 def upgrade() -> None:
+    # The FAQ editor's newest open unanswered questions, without walking resolved ones.
+    op.create_index("ix_faq_unanswered_open", "faq_unanswered", ["id"], unique=False,
+                    sqlite_where=sa.text(OPEN), postgresql_where=sa.text(OPEN))
     conn = op.get_bind()
     if conn.dialect.name == "sqlite":
         _sqlite_upgrade(conn)
@@ -54,6 +60,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_faq_unanswered_open")
     conn = op.get_bind()
     for table, column in SEARCHED:
         if conn.dialect.name == "sqlite":
