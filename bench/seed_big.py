@@ -8,7 +8,9 @@ and rebuilt after (much faster than inserting through them), then `ANALYZE`. Eac
 conversation belongs to its own contact (one phone identity); messages alternate
 customer / agent, timestamps spread over the last 90 days, so the newest-activity
 ordering and keyset cursors look like a real inbox. About 1 in 500 messages mentions
-"warranty" (the selective search term); "order" is in most of them.
+"warranty" (the selective search term); "order" is in most of them. `unanswered` open
+FAQ questions (20,000 by default) go into `faq_unanswered`, built from a few hundred
+distinct questions, so the editor's grouping has real work to do.
 """
 
 from __future__ import annotations
@@ -40,6 +42,23 @@ TEXTS_OUT = (
 )
 RARE = "Is the warranty still valid after two years?"
 TABLES = ("contact", "identity", "conversation", "message")
+# Unanswered questions: a topic x a product (+ an occasional typo) gives ~600 distinct
+# questions that group into a few hundred groups.
+ASKS = ("do you sell {}?", "is the {} back in stock", "how much is shipping for a {}",
+        "can I return a {} I bought on sale", "does the {} come in other colours",
+        "what size {} should I get", "is there a warranty on the {}", "can you gift wrap a {}",
+        "when will the {} be delivered", "is the {} vegan", "can I pay for a {} in instalments",
+        "do you have a discount on the {}")
+PRODUCTS = ("gift box", "blue jacket", "rain coat", "wool hat", "leather belt", "tote bag",
+            "sneakers", "silk scarf", "denim skirt", "yoga mat", "water bottle", "phone case",
+            "desk lamp", "scented candle", "linen shirt", "bike helmet", "travel pillow",
+            "sun glasses", "winter boots", "cotton socks", "ceramic mug", "hiking backpack",
+            "garden chair", "cookbook", "kids raincoat", "wall clock", "bath towel",
+            "picture frame", "laptop sleeve", "wool blanket", "running shorts", "tea set",
+            "umbrella", "card holder", "pet bed", "flower vase", "chess set", "beanie",
+            "swim suit", "night lamp", "coffee grinder", "cutting board", "knife set",
+            "face cream", "hair dryer", "travel mug", "puzzle", "board game", "stuffed bear",
+            "garden hose")
 
 
 def _ts(dt: datetime) -> str:
@@ -48,7 +67,7 @@ def _ts(dt: datetime) -> str:
 
 
 def seed(path: str, *, conversations: int = 100_000, messages: int = 1_000_000,
-         seed_value: int = 7) -> dict[str, Any]:
+         unanswered: int = 20_000, seed_value: int = 7) -> dict[str, Any]:
     """Create the schema at `path` (a fresh file) and fill it; returns counts and timings."""
     from web.migrate import upgrade
 
@@ -62,9 +81,17 @@ def seed(path: str, *, conversations: int = 100_000, messages: int = 1_000_000,
     indexes = [(name, sql) for name, tbl, sql in con.execute(
         "SELECT name, tbl_name, sql FROM sqlite_master WHERE type='index' AND sql IS NOT NULL")
         if tbl in TABLES]
+    # Search-index triggers (the FTS5 tables of migration 0005) go too: one 'rebuild' of
+    # each index after the inserts is faster than a million trigger calls.
+    triggers = [(name, sql) for name, tbl, sql in con.execute(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type='trigger'") if tbl in TABLES]
+    fts = [name for (name,) in con.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND sql LIKE 'CREATE VIRTUAL TABLE%fts5%'")]
     con.execute("BEGIN")
     for name, _sql in indexes:
         con.execute(f'DROP INDEX "{name}"')
+    for name, _sql in triggers:
+        con.execute(f'DROP TRIGGER "{name}"')
 
     now = datetime.now(UTC).replace(tzinfo=None)
     start = now - timedelta(days=90)
@@ -123,16 +150,39 @@ def seed(path: str, *, conversations: int = 100_000, messages: int = 1_000_000,
         " attachments, provider_message_id, private, flags, meta, raw, created_at, delivery_status)"
         " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", message_rows())
     t_msg = time.perf_counter()
+    con.executemany(
+        "INSERT INTO faq_unanswered (id, conversation_id, text, reason, created_at)"
+        " VALUES (?,?,?,?,?)", unanswered_rows(rng, unanswered, conversations, start, span))
     for _name, sql in indexes:
         con.execute(sql)
+    t_index = time.perf_counter()
+    for name in fts:
+        con.execute(f"INSERT INTO \"{name}\"(\"{name}\") VALUES ('rebuild')")
+    for _name, sql in triggers:
+        con.execute(sql)
+    t_fts = time.perf_counter()
     con.execute("COMMIT")
     con.execute("ANALYZE")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+    counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+              for t in (*TABLES, "faq_unanswered")}
     con.close()
     t_end = time.perf_counter()
     return {"counts": counts, "seconds": t_end - t0, "rows_s": t_msg - t0,
-            "conversations_s": t_conv - t0, "index_s": t_end - t_msg}
+            "conversations_s": t_conv - t0, "index_s": t_index - t_msg,
+            "search_index_s": t_fts - t_index}
+
+
+def unanswered_rows(rng: random.Random, n: int, conversations: int, start: datetime,
+                    span: float) -> Any:
+    """`n` open unanswered questions, oldest first, on random conversations."""
+    times = sorted(rng.random() * span for _ in range(n))
+    for qid, offset in enumerate(times, start=1):
+        text = rng.choice(ASKS).format(rng.choice(PRODUCTS))
+        if rng.random() < 0.2:
+            text = text.capitalize() + "??"
+        yield (qid, rng.randint(1, max(1, conversations)), text, "low_confidence",
+               _ts(start + timedelta(seconds=offset)))
 
 
 def keyset_cursor(path: str, rank: int) -> tuple[str, int]:
@@ -154,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path")
     p.add_argument("--conversations", type=int, default=100_000)
     p.add_argument("--messages", type=int, default=1_000_000)
+    p.add_argument("--unanswered", type=int, default=20_000)
     args = p.parse_args(argv)
-    print(json.dumps(seed(args.path, conversations=args.conversations, messages=args.messages)))
+    print(json.dumps(seed(args.path, conversations=args.conversations, messages=args.messages,
+                          unanswered=args.unanswered)))
     return 0
 
 
