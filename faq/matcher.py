@@ -60,7 +60,9 @@ How it works:
 
 from __future__ import annotations
 
+import functools
 import heapq
+import itertools
 import math
 import operator
 from collections.abc import Iterable
@@ -236,6 +238,9 @@ _CHARACTERISTIC = 0.5
 # synonym the 5 phrasings lack) and almost never elsewhere; cost about 1.4 points of
 # CLINC150 k5 dev coverage@95, nothing measurable on the other three tasks.
 _SUBSTITUTION_FACTOR = 0.5
+# Cached gram weights kept at most (see `Matcher._query_grams`): grams of past
+# messages that no entry has would otherwise pile up between edits.
+_GRAM_CACHE_MAX = 200_000
 # How many of an entry's most characteristic terms `_core_miss` looks at.
 _CORE_TERMS = 4
 
@@ -260,13 +265,12 @@ class _Entry:
     tf: dict[str, int] = field(default_factory=dict)  # term -> phrasings containing it
     tlen: int = 0  # sum of tf: the entry's length for the query-likelihood feature
     gtf: dict[str, int] = field(default_factory=dict)  # char gram -> phrasings containing it
+    gset: frozenset[str] = frozenset()  # all its char grams (the keys of gtf)
     wset: frozenset[str] = frozenset()  # all its surface words
     norm: float = 0.0  # centroid norm: sqrt(sum (idf * tf)^2)
     # Its terms by how characteristic they are (idf * share of its phrasings that
     # have the term), most characteristic first, each weight relative to the first.
     core: tuple[tuple[float, str], ...] = ()
-    # Its char grams grouped by gtf: (count, grams with that count), for `_chars`.
-    gbycount: tuple[tuple[int, frozenset[str]], ...] = ()
     gcnorm: float = 0.0  # char-gram centroid norm: sqrt(sum (gram idf * gtf)^2)
     stamp: int = -1  # the index version the cached norms were computed under
     # Phrasing-level inverted lists, so a candidate's features cost a few steps per
@@ -303,10 +307,9 @@ class Matcher:
         self._gram_df: dict[str, int] = {}
         self._widf_cache: dict[str, float] = {}
         self._gidf_cache: dict[str, float] = {}
-        # Squared gram IDF of the grams messages have had since the last edit, and
-        # which of them reach `_MIN_GRAM_IDF2` (see `_query_grams`).
+        # Squared gram IDF of the grams messages have had since the last edit (see
+        # `_query_grams`).
         self._gsq_cache: dict[str, float] = {}
-        self._gstrong: set[str] = set()
         for doc in docs:
             self.upsert(doc)
         # A bulk build computes every entry's norms now rather than on each entry's
@@ -350,7 +353,7 @@ class Matcher:
                 entry.gtf[g] = entry.gtf.get(g, 0) + 1
             wset |= p.words
         entry.wset = frozenset(wset)
-        entry.gbycount = _by_count(entry.gtf)
+        entry.gset = frozenset(entry.gtf)
         entry.tpos = _positions(p.termset for p in phrasings)
         entry.bpos = _positions(p.bigrams for p in phrasings)
         entry.whpos = _positions(p.wh for p in phrasings)
@@ -397,7 +400,6 @@ class Matcher:
         self._widf_cache.clear()
         self._gidf_cache.clear()
         self._gsq_cache.clear()
-        self._gstrong.clear()
 
     def _add_neighbours(self, term: str) -> None:
         for v in _variants(term):
@@ -542,14 +544,13 @@ class Matcher:
             stage1.append((sum(map(operator.mul, w1, f)), eid, f))
         stage1.sort(key=_first, reverse=True)
         shortlist = [eid for _, eid, _ in stage1[:_RERANK]]
-        gsq, strong = self._query_grams(qtext)
-        gnorm = math.sqrt(sum(gsq.values())) or 1.0
+        gnorm, qgrams, qgweights = self._query_grams(qtext)
         fuzzy = self._fuzzy(shortlist, " ".join(sorted(weights)), qtext)
         ranked: list[tuple[str, float, tuple[float, ...]]] = []
         w2 = RANK_WEIGHTS
         for (_, eid, f), fz in zip(stage1, fuzzy):
             full = (
-                *f, self._words(eid, q), *fz, self._chars(eid, gsq, strong, gnorm),
+                *f, self._words(eid, q), *fz, self._chars(eid, qgrams, qgweights, gnorm),
                 self._core_miss(eid, weights), unknown,
             )
             ranked.append((eid, sum(map(operator.mul, w2, full)), full))
@@ -665,26 +666,33 @@ class Matcher:
                     best = c
         return best / q.wnorm
 
-    def _query_grams(self, qtext: str) -> tuple[dict[str, float], set[str]]:
-        """The message's character grams that some entry has, each with its squared
-        IDF, and those of them with at least `_MIN_GRAM_IDF2` (grams most entries
-        share add little to a cosine and most of its cost). Squared IDFs are cached
-        per gram until the next edit."""
+    def _query_grams(self, qtext: str) -> tuple[float, frozenset[str], dict[str, float]]:
+        """The norm of the message's character-gram vector (squared-IDF weights of
+        the grams some entry has) and its grams with a squared IDF of at least
+        `_MIN_GRAM_IDF2`, with those weights (grams most entries share add little to
+        a cosine and most of its cost). Squared IDFs are cached per gram, 0 for a
+        gram no entry has, until the next edit."""
         cache = self._gsq_cache
-        gram_df = self._gram_df
-        gsq: dict[str, float] = {}
-        for g in _grams(qtext):
-            w = cache.get(g)
-            if w is None:
-                if g not in gram_df:
-                    continue
-                w = cache[g] = self._gidf(g) ** 2
-                if w >= _MIN_GRAM_IDF2:
-                    self._gstrong.add(g)
-            gsq[g] = w
-        return gsq, self._gstrong.intersection(gsq)
+        grams = list(_grams(qtext))
+        sq = list(map(cache.get, grams))
+        if None in sq:
+            if len(cache) > _GRAM_CACHE_MAX:
+                cache.clear()  # grams of past messages no entry has
+            gram_df = self._gram_df
+            for i, w in enumerate(sq):
+                if w is None:
+                    g = grams[i]
+                    sq[i] = cache[g] = self._gidf(g) ** 2 if g in gram_df else 0.0
+        keep = list(map(operator.ge, sq, _MIN_GRAM_IDF2S))
+        strong = list(itertools.compress(grams, keep))
+        return (
+            math.sqrt(sum(sq)) or 1.0, frozenset(strong),
+            dict(zip(strong, itertools.compress(sq, keep))),
+        )
 
-    def _chars(self, eid: str, gsq: dict[str, float], qgrams: set[str], gnorm: float) -> float:
+    def _chars(
+        self, eid: str, qgrams: frozenset[str], qweights: dict[str, float], gnorm: float
+    ) -> float:
         """Cosine of the message's character 3-5-grams (IDF-weighted, binary) to the
         entry's centroid (gram -> number of its phrasings that have it). Catches
         what terms miss: compounds (topup/top up), stems the stemmer does not unify,
@@ -693,10 +701,8 @@ class Matcher:
         entry = self._entries[eid]
         if entry.gcnorm == 0.0:
             return 0.0
-        get = gsq.__getitem__
-        num = 0.0
-        for c, grams in entry.gbycount:
-            num += c * sum(map(get, qgrams.intersection(grams)))
+        common = qgrams & entry.gset
+        num = sum(map(operator.mul, map(qweights.__getitem__, common), map(entry.gtf.__getitem__, common)))
         return num / (gnorm * entry.gcnorm)
 
     def _fuzzy(self, eids: list[str], qtermstr: str, qtext: str) -> list[tuple[float, float]]:
@@ -830,11 +836,19 @@ class _Query:
 _WH = frozenset({"what", "how", "when", "wher", "why", "who", "which"})
 
 
-def _grams(folded: str) -> frozenset[str]:
+def _grams(folded: str) -> set[str]:
     """Character 3- to 5-grams of a folded string padded with one space each side."""
     s = f" {folded} "
-    n = len(s)
-    return frozenset(s[i : i + k] for k in (3, 4, 5) for i in range(n - k + 1))
+    return set(map(s.__getitem__, _gram_slices(len(s))))
+
+
+@functools.lru_cache(maxsize=1024)
+def _gram_slices(n: int) -> tuple[slice, ...]:
+    """The slices of every 3-, 4- and 5-gram of a string of length n."""
+    return tuple(slice(i, i + k) for k in (3, 4, 5) for i in range(n - k + 1))
+
+
+_MIN_GRAM_IDF2S = itertools.repeat(_MIN_GRAM_IDF2)
 
 
 def _positions(sets: Iterable[Iterable[_K]]) -> dict[_K, tuple[int, ...]]:
@@ -844,14 +858,6 @@ def _positions(sets: Iterable[Iterable[_K]]) -> dict[_K, tuple[int, ...]]:
         for k in keys:
             out.setdefault(k, []).append(i)
     return {k: tuple(v) for k, v in out.items()}
-
-
-def _by_count(counts: dict[str, int]) -> tuple[tuple[int, frozenset[str]], ...]:
-    """The keys of `counts` grouped by their count, as (count, keys)."""
-    groups: dict[int, set[str]] = {}
-    for k, c in counts.items():
-        groups.setdefault(c, set()).add(k)
-    return tuple((c, frozenset(ks)) for c, ks in sorted(groups.items()))
 
 
 def _count(df: dict[str, int], keys: Iterable[str], delta: int) -> None:
