@@ -40,7 +40,8 @@ down_revision = '0004_canned_merges'
 branch_labels = None
 depends_on = None
 
-log = logging.getLogger("alembic.runtime.migration")
+# Not alembic's logger: it has a NullHandler, so an unconfigured CLI would say nothing.
+log = logging.getLogger("inbox.search")
 
 # (table, column) pairs the search box reads; inbox/search.py names the same ones.
 OPEN = "resolved_entry_id IS NULL"
