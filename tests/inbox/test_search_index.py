@@ -183,6 +183,42 @@ async def test_edits_deletes_merges_and_splits_keep_the_index_in_step(rt: Runtim
                                           sender="+15550102030"))
     split = await split_message(rt, message_id=third.message_id)
     await assert_found(rt, "gift cards", {split["id"]})
+    await assert_fts_consistent(rt)
+
+
+async def assert_fts_consistent(rt: Runtime) -> None:
+    """SQLite: each FTS5 index holds exactly the tokens of its content table's rows
+    (FTS5's own integrity check, against the content table with rank 1)."""
+    if rt.engine.dialect.name != "sqlite":
+        return
+    async with rt.engine.begin() as conn:
+        for table in search.FTS_TABLES:
+            await conn.exec_driver_sql(
+                f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 1)")
+
+
+async def test_rows_without_text_and_unchanged_updates_leave_the_index_consistent(rt: Runtime) -> None:
+    silent = await pipeline.ingest(rt, sms("", sender="+15550102030"))  # a picture, no words
+    named = await pipeline.ingest(rt, sms("hello there", sender="+15550102031", name="Ada"))
+    async with rt.sessions() as session, session.begin():
+        await session.exec(update(Message).where(Message.id == silent.message_id)  # type: ignore[call-overload,arg-type]
+                           .values(text="now with words"))
+        await session.exec(update(Contact).where(Contact.id == named.contact_id)  # type: ignore[call-overload,arg-type]
+                           .values(name="Ada"))  # the same name again
+        await session.exec(update(Conversation).where(Conversation.id == named.conversation_id)  # type: ignore[call-overload,arg-type]
+                           .values(subject="Gift wrapping"))
+    await assert_fts_consistent(rt)
+    await assert_found(rt, "with words", {silent.conversation_id})
+    await assert_found(rt, "ada", {named.conversation_id})
+    await assert_found(rt, "gift wrap", {named.conversation_id})
+    async with rt.sessions() as session, session.begin():
+        await session.exec(update(Conversation).where(Conversation.id == named.conversation_id)  # type: ignore[call-overload,arg-type]
+                           .values(subject=None))
+        await session.exec(update(Contact).where(Contact.id == named.contact_id)  # type: ignore[call-overload,arg-type]
+                           .values(name=""))
+    await assert_fts_consistent(rt)
+    await assert_found(rt, "gift wrap", set())
+    await assert_found(rt, "ada", set())
 
 
 async def _plans(rt: Runtime, q: str, backend: str) -> list[str]:

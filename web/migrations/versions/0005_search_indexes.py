@@ -43,8 +43,8 @@ depends_on = None
 # Not alembic's logger: it has a NullHandler, so an unconfigured CLI would say nothing.
 log = logging.getLogger("inbox.search")
 
-# (table, column) pairs the search box reads; inbox/search.py names the same ones.
 OPEN = "resolved_entry_id IS NULL"
+# (table, column) pairs the search box reads; inbox/search.py names the same ones.
 SEARCHED = (("message", "text"), ("contact", "name"), ("identity", "value"),
             ("conversation", "subject"))
 
@@ -91,14 +91,18 @@ def _sqlite_has_trigram(conn: Connection) -> bool:
 
 def _sqlite_triggers(table: str, column: str) -> list[str]:
     fts = f"{table}_fts"
-    add = f'INSERT INTO "{fts}"(rowid, "{column}") VALUES (new.id, new."{column}");'
+    # A NULL or empty value has nothing to index, and each FTS5 table written in a
+    # transaction costs ~100 us of CPU at commit: skipping them leaves a new SMS customer's
+    # first message (no subject, often no name) one FTS write instead of four.
+    add = (f'INSERT INTO "{fts}"(rowid, "{column}") SELECT new.id, new."{column}" '
+           f"WHERE coalesce(new.\"{column}\", '') <> '';")
     remove = (f'INSERT INTO "{fts}"("{fts}", rowid, "{column}") '
-              f"VALUES ('delete', old.id, old.\"{column}\");")
+              f"SELECT 'delete', old.id, old.\"{column}\" WHERE coalesce(old.\"{column}\", '') <> '';")
     return [
         f'CREATE TRIGGER "{fts}_insert" AFTER INSERT ON "{table}" BEGIN {add} END',
         f'CREATE TRIGGER "{fts}_delete" AFTER DELETE ON "{table}" BEGIN {remove} END',
         (f'CREATE TRIGGER "{fts}_update" AFTER UPDATE OF "{column}" ON "{table}" '
-         f"BEGIN {remove} {add} END"),
+         f'WHEN old."{column}" IS NOT new."{column}" BEGIN {remove} {add} END'),
     ]
 
 
