@@ -14,6 +14,7 @@ from sqlalchemy import JSON, DateTime, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import configure_mappers
 from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -108,7 +109,13 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded objects usable after commit."""
+    """Sessions that keep loaded objects usable after commit.
+
+    Also configures the ORM mappers defined so far: the hot paths build no ORM query
+    (ingest runs Core statements), and a model made with `model_construct` before any
+    query would otherwise find its attributes unconfigured.
+    """
+    configure_mappers()
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 

@@ -63,11 +63,12 @@ class EventOut:
         )
 
 
-def view_fields(conversation: Conversation) -> dict[str, Any]:
+def view_fields(conversation: Conversation | Any) -> dict[str, Any]:
     """The fields that decide which views (inbox lists) a conversation belongs to.
 
     A step that may change them records these *before* the change as the event's
     `"previous"`, so a socket watching a view the conversation leaves still hears of it.
+    `conversation` is a row or anything else with these attributes.
     """
     return {"status": conversation.status, "assignee_id": conversation.assignee_id,
             "channel": conversation.channel, "handled_by": conversation.handled_by}

@@ -7,31 +7,22 @@ transaction, then publishes and runs responders after commit.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox import ingest_sql as sql
 from inbox import store
-from inbox.errors import NotFound
-from inbox.events import EventOut
+from inbox.errors import Conflict, NotFound
+from inbox.events import EventOut, view_fields
 from inbox.identity import canonical
-from inbox.models import (
-    Contact,
-    Conversation,
-    Identity,
-    Message,
-    StoredFile,
-)
+from inbox.models import Contact, Conversation, Message
 from inbox.replies import reply
 from inbox.runtime import Runtime
 from inbox.schemas import conversation_out, message_out
@@ -50,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # "The newest conversation of this thread has not been looked up yet" (None: there is none).
 _UNKNOWN: Any = object()
-_Latest = Conversation | None
+
 
 @dataclass(slots=True)
 class IngestResult:
@@ -61,6 +52,69 @@ class IngestResult:
     contact_id: int
     duplicate: bool
     events: list[EventOut] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _ContactRef:
+    """What ingest needs of the sender's (live) contact."""
+
+    id: int
+    name: str | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class _Sender:
+    contact: _ContactRef
+    identity_id: int
+    opted_out: bool
+    latest: ConversationView | None  # or _UNKNOWN: still to be looked up
+
+
+@dataclass(slots=True)
+class _StoredMessage:
+    """The message as ingest inserted it: what `message_out` and `conversation_out` read
+    (no ORM object is built for it)."""
+
+    id: int
+    conversation_id: int
+    channel: str
+    direction: str
+    author_kind: str
+    author_agent_id: int | None
+    text: str
+    html: str | None
+    attachments: list[dict[str, Any]]
+    provider_message_id: str | None
+    thread_message_id: str | None
+    delivery_status: str | None
+    error_code: str | None
+    error_text: str | None
+    private: bool
+    flags: list[str]
+    meta: dict[str, Any]
+    raw: dict[str, Any]
+    created_at: datetime
+
+
+class _Tx:
+    """Ingest's transaction: a connection for its own statements and, made only when a
+    rarer path asks for it (email threading, merged contacts, a contact event), an ORM
+    session on the same connection and transaction for the store's readers."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self._session: AsyncSession | None = None
+
+    def session(self) -> AsyncSession:
+        """A session joined to this transaction (it never commits it: the caller does)."""
+        if self._session is None:
+            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 # ---------------------------------------------------------------------------- ingest
@@ -75,27 +129,32 @@ async def ingest(rt: Runtime, inbound: Inbound) -> IngestResult:
     Raises `BadInput` for an inbound whose sender cannot be read.
     """
     value = canonical(inbound.sender_kind, inbound.sender, default_region=rt.settings.default_region)
-    for attempt in range(3):
+    for attempt in range(_ATTEMPTS):
         try:
             # The first attempt skips the look-up by provider id: a retried webhook is
             # rare, and its insert finds the (channel, provider id) taken and rolls
             # everything back (one statement less for every new message).
             result = await _ingest_once(rt, inbound, value, known_new=attempt == 0)
             break
-        except _Stored:
+        except (_Stored, _Moved):
             continue
         except IntegrityError:
             # A retried or concurrent delivery of the same webhook (or the same new
             # contact) won the race; the next attempt finds what it stored.
-            if attempt == 2:
+            if attempt >= 2:
                 raise
-    else:  # pragma: no cover
-        raise AssertionError("unreachable")
+    else:
+        raise Conflict("the conversation kept changing while this message was stored; retry")
     if not result.duplicate:
         rt.after_commit(result.events)
         if FLAG_HELP in inbound.flags and rt.settings.help_text:
             rt.spawn(_answer_help(rt, result.conversation_id))
     return result
+
+
+# Attempts per message: a retried webhook takes two (the second finds it), a conversation
+# whose status changes between ingest's read and its update (PostgreSQL) one more.
+_ATTEMPTS = 5
 
 
 async def _answer_help(rt: Runtime, conversation_id: int) -> None:
@@ -106,143 +165,182 @@ async def _answer_help(rt: Runtime, conversation_id: int) -> None:
         log.exception("could not answer HELP in conversation %s", conversation_id)
 
 
-async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
-                       known_new: bool) -> IngestResult:
-    async with rt.sessions() as session, session.begin():
-        if not known_new:
-            existing = await store.message_by_provider_id(
-                session, channel=inbound.channel, provider_message_id=inbound.provider_message_id
-            )
-            if existing is not None:
-                conv = await session.get(Conversation, existing.conversation_id)
-                return IngestResult(existing.id or 0, existing.conversation_id,
-                                    conv.contact_id if conv else 0, duplicate=True)
-        contact, identity, latest = await _resolve_contact(session, inbound, value)
-        now = utcnow()
-        machine = bool(inbound.flags & MACHINE_FLAGS)
-        events: list[EventOut] = []
-        # The contact event is written last with the others: add_event takes the event
-        # lock (PostgreSQL), and taking it before the conversation row update deadlocked
-        # with a concurrent message of the same customer holding that row.
-        contact_changed = False
-        if FLAG_OPT_OUT in inbound.flags and not identity.opted_out:
-            identity.opted_out, identity.opted_out_at = True, now
-            contact_changed = True
-        elif FLAG_OPT_IN in inbound.flags and identity.opted_out:
-            identity.opted_out, identity.opted_out_at = False, None
-            contact_changed = True
-
-        conv, created = await _pick_conversation(
-            rt, session, inbound, contact=contact, identity=identity, now=now, machine=machine,
-            latest=latest)
-        if not created:  # (a new one was stored in this state already)
-            # The conversation's new state goes out in the same flush as the message.
-            conv.last_activity_at = now
-            if not machine:
-                conv.last_customer_at = now
-                conv.unread_count += 1
-            if conv.status == "snoozed" and not machine:
-                conv.status, conv.snoozed_until = "open", None
-            if conv.subject is None and inbound.thread.subject:
-                conv.subject = _no_nul(inbound.thread.subject[:500])
-        message = Message(
-            conversation_id=conv.id or 0,
-            channel=inbound.channel,
-            direction="in",
-            author_kind="customer",
-            text=_no_nul(inbound.text) or "",
-            html=_no_nul(inbound.html),
-            attachments=[_attachment_item(att) for att in inbound.attachments],
-            provider_message_id=inbound.provider_message_id,
-            thread_message_id=inbound.thread.message_id,
-            flags=sorted(inbound.flags),
-            meta=_meta(inbound),
-            raw=inbound.raw,
-            created_at=now,
-        )
-        if known_new:
-            if not await _insert_unless_stored(session, message):
-                raise _Stored  # rolls back this attempt; the next one finds what was stored
-        else:
-            session.add(message)
-            await session.flush()
-        if any(att.data is not None for att in inbound.attachments):
-            message.attachments = await _store_attachments(session, message.id or 0,
-                                                           inbound.attachments)
-            await session.flush()
-        summary = conversation_out(conv, contact_name=contact.name, last_message=message)
-        if contact_changed:
-            events.append(await contact_event(session, contact))
-        if created:
-            events.append(await store.add_event(
-                session, type="conversation.created", conversation_id=conv.id,
-                payload={"conversation": summary}))
-        events.append(await store.add_event(
-            session, type="message.created", conversation_id=conv.id,
-            payload={"message": message_out(message), "conversation": summary}))
-        return IngestResult(message.id or 0, conv.id or 0, contact.id or 0, False, events)
-
-
 class _Stored(Exception):
     """This channel's provider id is stored already (a retried webhook): roll back."""
 
 
-@functools.cache
-def _insert_message(dialect: str) -> Any:
-    # ON CONFLICT DO NOTHING, not a refused INSERT: PostgreSQL logs every unique
-    # violation as an ERROR, one per retried webhook. Built once per dialect.
-    table: Any = Message.__table__
-    columns = [c for c in table.columns if c.key != "id"]
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (insert(table).values({c.key: bindparam(c.key, type_=c.type) for c in columns})
-            .on_conflict_do_nothing(index_elements=["channel", "provider_message_id"])
-            .returning(table.c.id))
+class _Moved(Exception):
+    """The conversation's status changed after ingest read it: roll back, read again."""
 
 
-async def _insert_unless_stored(session: AsyncSession, message: Message) -> bool:
-    """Insert `message` (as the session's own, persistent row) unless the same provider
-    id is stored on its channel; False then."""
-    table: Any = Message.__table__
-    params = {c.key: getattr(message, c.key) for c in table.columns if c.key != "id"}
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    result = await session.exec(_insert_message(dialect), params=params)  # type: ignore[call-overload]
-    new_id = result.scalar()
+async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
+                       known_new: bool) -> IngestResult:
+    async with rt.engine.begin() as conn:
+        tx = _Tx(conn)
+        try:
+            return await _store(rt, tx, inbound, value, known_new=known_new)
+        finally:
+            await tx.close()
+
+
+async def _store(rt: Runtime, tx: _Tx, inbound: Inbound, value: str, *,
+                 known_new: bool) -> IngestResult:
+    conn = tx.conn
+    if not known_new:
+        found = (await conn.execute(sql.stored_message(), {
+            "channel": inbound.channel, "provider_message_id": inbound.provider_message_id,
+        })).first()
+        if found is not None:
+            return IngestResult(found.id, found.conversation_id, found.contact_id, duplicate=True)
+    sender = await _resolve_sender(tx, inbound, value)
+    contact = sender.contact
+    now = utcnow()
+    machine = bool(inbound.flags & MACHINE_FLAGS)
+    # The contact event is written last with the others: add_event takes the event
+    # lock (PostgreSQL), and taking it before the conversation row update deadlocked
+    # with a concurrent message of the same customer holding that row.
+    opted_out: bool | None = None
+    if FLAG_OPT_OUT in inbound.flags and not sender.opted_out:
+        opted_out = True
+    elif FLAG_OPT_IN in inbound.flags and sender.opted_out:
+        opted_out = False
+    if opted_out is not None:
+        await conn.execute(sql.set_opted_out(), {
+            "identity_id": sender.identity_id, "opted_out": opted_out,
+            "opted_out_at": now if opted_out else None})
+
+    candidate, action = await _pick_conversation(rt, tx, inbound, sender=sender, now=now,
+                                                 machine=machine)
+    previous: dict[str, Any] | None = None
+    if candidate is None:
+        conv = (await conn.execute(sql.insert_conversation(), _new_conversation(
+            inbound, sender, now=now, machine=machine))).one()
+    else:
+        reopen = action == "reopen"
+        unsnooze = candidate.status == "snoozed" and not machine
+        subject = candidate.subject is None and bool(inbound.thread.subject)
+        params: dict[str, Any] = {"conversation_id": candidate.id, "old_status": candidate.status,
+                                  "now": now}
+        if subject:
+            params["subject"] = _no_nul((inbound.thread.subject or "")[:500])
+        found_conv = (await conn.execute(sql.touch_conversation(
+            customer=not machine, reopen=reopen, unsnooze=unsnooze, subject=subject),
+            params)).first()
+        if found_conv is None:
+            raise _Moved  # its status changed since the read: decide again
+        conv = found_conv
+        if reopen or unsnooze:
+            # Its view state before this message, for the sockets watching the view it
+            # leaves (inbox.routing): the guarded UPDATE changed only the status.
+            previous = {**view_fields(conv), "status": candidate.status}
+
+    params = _message_params(inbound, conversation_id=conv.id, now=now)
+    new_id = (await conn.execute(sql.insert_message(conn.dialect.name), params)).scalar()
     if new_id is None:
-        return False
-    message.id = new_id
-    make_transient_to_detached(message)
-    session.add(message)
-    return True
+        raise _Stored  # rolls back this attempt; the next one finds what was stored
+    if any(att.data is not None for att in inbound.attachments):
+        params["attachments"] = await _store_attachments(conn, new_id, inbound.attachments)
+    message = _StoredMessage(id=new_id, **params)
+    summary = conversation_out(conv, contact_name=contact.name,
+                               last_message=cast(Message, message))
+    events: list[EventOut] = []
+    if opted_out is not None:
+        events.append(await contact_event(tx.session(), cast(Contact, contact)))
+    items: list[tuple[str, int | None, dict[str, Any]]] = []
+    if candidate is None:
+        items.append(("conversation.created", conv.id, {"conversation": summary}))
+    payload: dict[str, Any] = {"message": message_out(cast(Message, message)),
+                               "conversation": summary}
+    if previous is not None:
+        payload["previous"] = previous
+    items.append(("message.created", conv.id, payload))
+    events += await store.add_events(conn, items)
+    return IngestResult(new_id, conv.id, contact.id, False, events)
 
 
-async def _resolve_contact(
-    session: AsyncSession, inbound: Inbound, value: str
-) -> tuple[Contact, Identity, _Latest]:
+def _new_conversation(inbound: Inbound, sender: _Sender, *, now: datetime,
+                      machine: bool) -> dict[str, Any]:
+    return {
+        "contact_id": sender.contact.id,
+        "identity_id": sender.identity_id,
+        "channel": inbound.channel,
+        "provider": inbound.provider,
+        "thread_key": _thread_key(inbound),
+        "our_address": inbound.reply_from or inbound.recipient,
+        "customer_address": inbound.sender,
+        "subject": _no_nul(inbound.thread.subject[:500]) if inbound.thread.subject else None,
+        "last_activity_at": now,
+        # What a message does to an existing conversation, done in the insert.
+        "last_customer_at": None if machine else now,
+        "unread_count": 0 if machine else 1,
+        # The same time as the message that opens it: the FAQ responder tells a
+        # conversation this message opened by that (`faq.responder._opened`).
+        "created_at": now,
+    }
+
+
+def _message_params(inbound: Inbound, *, conversation_id: int, now: datetime) -> dict[str, Any]:
+    """Every column of the customer's message (`ingest_sql.MESSAGE_COLUMNS`)."""
+    return {
+        "conversation_id": conversation_id,
+        "channel": inbound.channel,
+        "direction": "in",
+        "author_kind": "customer",
+        "author_agent_id": None,
+        "text": _no_nul(inbound.text) or "",
+        "html": _no_nul(inbound.html),
+        "attachments": [_attachment_item(att) for att in inbound.attachments],
+        "provider_message_id": inbound.provider_message_id,
+        "thread_message_id": inbound.thread.message_id,
+        "delivery_status": None,
+        "error_code": None,
+        "error_text": None,
+        "private": False,
+        "flags": sorted(inbound.flags),
+        "meta": _meta(inbound),
+        "raw": inbound.raw,
+        "created_at": now,
+    }
+
+
+async def _resolve_sender(tx: _Tx, inbound: Inbound, value: str) -> _Sender:
     """The sender's (live) contact and identity, created when new; for channels threaded
     by key, also the contact's newest conversation on this thread, read in the same
     round trip (`_UNKNOWN` when it still has to be looked up)."""
     email = inbound.channel == "email"
-    found = await store.identity_with_contact(
-        session, kind=inbound.sender_kind, value=value,
-        channel=None if email else inbound.channel, thread_key=_thread_key(inbound))
+    params: dict[str, Any] = {"kind": inbound.sender_kind, "value": value}
+    if not email:
+        params.update(channel=inbound.channel, thread_key=_thread_key(inbound))
+    row = (await tx.conn.execute(sql.sender(not email), params)).first()
     name = clean_name(inbound.display_name)
     if name and _ADDRESS_AS_NAME.match(name):
         # "alice@example.com <bob@example.com>": an address posing as a name (a spoofing
         # trick, or a client echoing the address) would show agents the wrong person.
         name = None
-    if found is None:
-        contact, identity = await store.create_contact_with_identity(
-            session, kind=inbound.sender_kind, value=value, raw=inbound.sender, name=name)
-        return contact, identity, None
-    identity, contact, latest = found
-    if email:
-        latest = _UNKNOWN
-    if contact.merged_into_id:
+    if row is None:
+        now = utcnow()
+        contact_id = (await tx.conn.execute(sql.insert_contact(), {
+            "name": name, "created_at": now, "updated_at": now})).scalar_one()
+        identity_id = (await tx.conn.execute(sql.insert_identity(), {
+            "contact_id": contact_id, "kind": inbound.sender_kind, "value": value,
+            "raw": inbound.sender, "created_at": now})).scalar_one()
+        return _Sender(_ContactRef(contact_id, name, now), identity_id, False, None)
+    contact = _ContactRef(row.contact_id, row.name, row.contact_created_at)
+    latest: ConversationView | None = _UNKNOWN
+    if not email and row.conv_id is not None:
+        latest = ConversationView(row.conv_id, row.conv_status, row.conv_last_activity_at,
+                                  row.conv_resolved_at, row.conv_subject)
+    elif not email:
+        latest = None
+    if row.merged_into_id:
         # Merged away: the live contact's threads count, not this one's.
-        contact, latest = await live_contact(session, contact.id or 0), _UNKNOWN
+        live = await live_contact(tx.session(), row.contact_id)
+        contact, latest = _ContactRef(live.id or 0, live.name, live.created_at), _UNKNOWN
     if name and not contact.name:
-        contact.name, contact.updated_at = name, utcnow()
-    return contact, identity, latest
+        await tx.conn.execute(sql.name_contact(), {"contact_id": contact.id, "name": name,
+                                                   "now": utcnow()})
+        contact.name = name
+    return _Sender(contact, row.identity_id, row.opted_out, latest)
 
 
 async def live_contact(session: AsyncSession, contact_id: int) -> Contact:
@@ -303,58 +401,31 @@ def _view(conv: Conversation) -> ConversationView:
 
 
 async def _pick_conversation(
-    rt: Runtime,
-    session: AsyncSession,
-    inbound: Inbound,
-    *,
-    contact: Contact,
-    identity: Identity,
-    now: datetime,
-    machine: bool,
-    latest: _Latest = _UNKNOWN,
-) -> tuple[Conversation, bool]:
+    rt: Runtime, tx: _Tx, inbound: Inbound, *, sender: _Sender, now: datetime, machine: bool,
+) -> tuple[ConversationView | None, str]:
+    """The conversation this message goes to and what it does there (`follow_up`:
+    append or reopen); None when it opens a new one."""
     window = timedelta(hours=rt.settings.reopen_window_hours)
-    candidate: Conversation | None = None
+    candidate: ConversationView | None
     if inbound.channel == "email":
-        candidate = await _email_candidate(rt, session, inbound, contact=contact, now=now,
-                                           machine=machine)
-    elif latest is not _UNKNOWN:
-        candidate = latest  # read with the contact (`_resolve_contact`)
+        found = await _email_candidate(rt, tx.session(), inbound, contact_id=sender.contact.id,
+                                       now=now, machine=machine)
+        candidate = _view(found) if found is not None else None
+    elif sender.latest is not _UNKNOWN:
+        candidate = sender.latest  # read with the contact (`_resolve_sender`)
     else:
-        candidate = await store.latest_conversation(
-            session, contact_id=contact.id or 0, channel=inbound.channel,
+        found = await store.latest_conversation(
+            tx.session(), contact_id=sender.contact.id, channel=inbound.channel,
             thread_key=_thread_key(inbound))
-    action = follow_up(_view(candidate) if candidate else None, now=now,
-                       reopen_window=window, machine=machine)
-    if candidate is not None and action == "append":
-        return candidate, False
-    if candidate is not None and action == "reopen":
-        candidate.status, candidate.resolved_at, candidate.snoozed_until = "open", None, None
-        return candidate, False
-    conv = Conversation(
-        contact_id=contact.id or 0,
-        identity_id=identity.id,
-        channel=inbound.channel,
-        provider=inbound.provider,
-        thread_key=_thread_key(inbound),
-        our_address=inbound.reply_from or inbound.recipient,
-        customer_address=inbound.sender,
-        subject=_no_nul(inbound.thread.subject[:500]) if inbound.thread.subject else None,
-        last_activity_at=now,
-        # What `_ingest_once` does to an existing conversation, done before the insert.
-        last_customer_at=None if machine else now,
-        unread_count=0 if machine else 1,
-        # The same time as the message that opens it: the FAQ responder tells a
-        # conversation this message opened by that (`faq.responder._opened`).
-        created_at=now,
-    )
-    session.add(conv)
-    await session.flush()
-    return conv, True
+        candidate = _view(found) if found is not None else None
+    action = follow_up(candidate, now=now, reopen_window=window, machine=machine)
+    if candidate is None or action == "new":
+        return None, "new"
+    return candidate, action
 
 
 async def _email_candidate(
-    rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact: Contact, now: datetime,
+    rt: Runtime, session: AsyncSession, inbound: Inbound, *, contact_id: int, now: datetime,
     machine: bool = False,
 ) -> Conversation | None:
     """Email threading: headers (the parents it names, else replies to it that arrived
@@ -387,7 +458,7 @@ async def _email_candidate(
             return conv
         return None
     for recent in await store.conversations_of_contact(
-        session, contact_id=contact.id or 0, channel="email", limit=20
+        session, contact_id=contact_id, channel="email", limit=20
     ):
         if now - recent.last_activity_at > window:
             break
@@ -416,23 +487,26 @@ def _attachment_item(att: Attachment) -> dict[str, Any]:
 
 
 async def _store_attachments(
-    session: AsyncSession, message_id: int, attachments: list[Attachment]
+    conn: AsyncConnection, message_id: int, attachments: list[Attachment]
 ) -> list[dict[str, Any]]:
+    """Keep the bytes of attachments that came with them (email) as stored files, and
+    return the message's attachment list naming them."""
     stored: list[dict[str, Any]] = []
     for att in attachments:
         item = _attachment_item(att)
         if att.data is not None:
-            blob = StoredFile(message_id=message_id, filename=att.filename,
-                              content_type=att.content_type, size=len(att.data), data=att.data)
-            session.add(blob)
-            await session.flush()
-            item["file_id"] = blob.id
+            item["file_id"] = (await conn.execute(sql.insert_stored_file(), {
+                "message_id": message_id, "filename": att.filename,
+                "content_type": att.content_type, "size": len(att.data), "data": att.data,
+            })).scalar_one()
             item["size"] = len(att.data)
         stored.append(item)
+    await conn.execute(sql.set_attachments(), {"message_id": message_id, "attachments": stored})
     return stored
 
 
 async def contact_event(session: AsyncSession, contact: Contact) -> EventOut:
+    """Append a `contact.updated` event with the contact and its identities as stored."""
     from inbox.schemas import contact_out
 
     identities = await store.identities_of(session, contact_id=contact.id or 0)

@@ -11,7 +11,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, bindparam, cast, desc, func, or_, select, text, update
+from sqlalchemy import (
+    Text,
+    bindparam,
+    cast,
+    desc,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,31 +47,82 @@ EVENT_LOCK_KEY = 727_001
 
 
 async def add_event(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     *,
     type: str,
     conversation_id: int | None,
     payload: dict[str, Any],
 ) -> EventOut:
-    """Append an event row (flushed, so it has its seq) and return its public form.
+    """Append one event row (inserted now, so it has its seq) and return its public form.
 
-    On PostgreSQL, seq order must equal commit order, or an agent resuming after seq N
-    could skip an event N-1 that committed later. A transaction-scoped advisory lock
-    taken before the seq is drawn serialises event writers until they commit (SQLite
-    has one writer at a time anyway).
+    See `add_events`, which this is for one event.
     """
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        # The lock lasts until the transaction ends: take it once per transaction.
-        transaction = session.sync_session.get_transaction()
-        if transaction is None or session.info.get("event_lock_tx") is not transaction:
-            await session.exec(text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY))  # type: ignore[call-overload]
-            session.info["event_lock_tx"] = session.sync_session.get_transaction()
-    # created_at given, not defaulted: pydantic inspects a default factory's signature
-    # on every construction.
-    row = Event(type=type, conversation_id=conversation_id, payload=payload, created_at=utcnow())
-    session.add(row)
-    await session.flush()
-    return EventOut.from_row(row)
+    (event,) = await add_events(session, [(type, conversation_id, payload)])
+    return event
+
+
+async def add_events(
+    db: AsyncSession | AsyncConnection, items: Sequence[tuple[str, int | None, dict[str, Any]]]
+) -> list[EventOut]:
+    """Append events `(type, conversation_id, payload)` in this order, in one INSERT,
+    and return their public forms, seqs ascending in the same order.
+
+    A session's pending rows are flushed first (they precede the events, as when the
+    events were ORM rows). On PostgreSQL, seq order must equal commit order, or an agent
+    resuming after seq N could skip an event N-1 that committed later: a
+    transaction-scoped advisory lock, taken before the first seq is drawn, serialises
+    event writers until they commit (SQLite has one writer at a time anyway).
+    """
+    if not items:
+        return []
+    if isinstance(db, AsyncSession):
+        await db.flush()
+        conn = await db.connection()
+    else:
+        conn = db
+    if conn.dialect.name == "postgresql":
+        await _event_lock(conn)
+    now = utcnow()
+    params: dict[str, Any] = {}
+    for i, (kind, conversation_id, payload) in enumerate(items):
+        params.update({f"type_{i}": kind, f"conversation_id_{i}": conversation_id,
+                       f"payload_{i}": payload, f"created_at_{i}": now})
+    result = await conn.execute(_insert_events(len(items)), params)
+    # Rows are inserted in VALUES order, each drawing the next seq; RETURNING's own order
+    # is not promised (SQLite says so), hence the sort.
+    seqs = sorted(result.scalars().all())
+    return [EventOut(seq=seq, type=kind, conversation_id=conversation_id, payload=payload,
+                     created_at=now)
+            for seq, (kind, conversation_id, payload) in zip(seqs, items, strict=True)]
+
+
+@functools.cache
+def _insert_events(n: int) -> Any:
+    # Built once per row count: a plain INSERT of n rows, typed bind parameters (JSON,
+    # UTC times), no ORM object, identity map or flush. Written as text because
+    # SQLAlchemy compiles a multi-row `insert().values([...])` again at every execution
+    # (it does not cache those), and its executemany form with ordered RETURNING is one
+    # statement per row on SQLite.
+    table: Any = Event.__table__
+    names = ("type", "conversation_id", "payload", "created_at")
+    rows = ", ".join("(" + ", ".join(f":{name}_{i}" for name in names) + ")" for i in range(n))
+    return (
+        text(f"INSERT INTO event ({', '.join(names)}) VALUES {rows} RETURNING seq")
+        .bindparams(*(bindparam(f"{name}_{i}", type_=table.c[name].type)
+                      for i in range(n) for name in names))
+        .columns(table.c.seq)
+    )
+
+
+_EVENT_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY)
+
+
+async def _event_lock(conn: AsyncConnection) -> None:
+    # The lock lasts until the transaction ends: take it once per transaction.
+    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
+    if transaction is None or conn.info.get("event_lock_tx") is not transaction:
+        await conn.execute(_EVENT_LOCK)
+        conn.info["event_lock_tx"] = conn.sync_connection.get_transaction() if conn.sync_connection else None
 
 
 async def find_identity(session: AsyncSession, *, kind: str, value: str) -> Identity | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from inbox import store as inbox_store
 from inbox.events import EventOut
 from inbox.models import Conversation
 from inbox.runtime import Runtime
-from inbox.types import FLAG_OPT_OUT
+from inbox.types import FLAG_OPT_OUT, utcnow
 # `frt`: a runtime with the FAQ responder wired and the shop FAQ loaded (a fixture).
 from tests.faq.test_responder import frt  # noqa: F401
 from tests.inbox.test_pipeline import conversation, count, sms
@@ -172,7 +173,7 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
     frt: Runtime,
 ) -> None:
     """New contact, identity, conversation and message, then the hand-over with its
-    unanswered question: 12 statements besides the matched entry's read, two commits."""
+    unanswered question: 11 statements besides the matched entry's read, two commits."""
     # Warm the matcher's index (built on first use) and the FAQ fingerprint check.
     await pipeline.ingest(frt, sms("Can I paint my fence purple?", sender="+15550107000"))
     await frt.drain()
@@ -185,10 +186,11 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
     entry_reads = [s for s in seen if "FROM faq_entry" in s]
     rest = [s for s in seen if "FROM faq_entry" not in s]
     assert len(entry_reads) <= 1
-    # ingest: SELECT identity; INSERT contact, identity, conversation, message, 2 events;
-    # the responder reads nothing back (the message opened the conversation); hand-over:
-    # UPDATE conversation RETURNING, INSERT unanswered, INSERT note, 2 events.
-    assert len(rest) == 12 + 2 * _lock(frt), rest  # two transactions write events
+    # ingest: SELECT identity; INSERT contact, identity, conversation, message, and its
+    # 2 events in one INSERT; the responder reads nothing back (the message opened the
+    # conversation); hand-over: UPDATE conversation RETURNING, INSERT unanswered, INSERT
+    # note, 2 events.
+    assert len(rest) == 11 + 2 * _lock(frt), rest  # two transactions write events
     assert len(done) == 2
     assert sum(s.lstrip().upper().startswith("UPDATE") for s in rest) == 1
     assert sum(s.lstrip().upper().startswith("SELECT CONVERSATION") for s in rest) == 0
@@ -299,3 +301,41 @@ async def test_second_message_is_judged_on_the_conversation_as_stored(frt: Runti
     async with frt.sessions() as session:
         reasons = [q.reason for q in await faq_store.open_unanswered(session)]
     assert reasons[:1] == ["negative_feedback"]
+
+
+# ---------------------------------------------------------------------------- previous
+
+
+async def test_follow_up_that_reopens_or_wakes_a_conversation_says_where_it_was(rt: Runtime) -> None:
+    first = await pipeline.ingest(rt, sms("hello", sender="+15550107020"))
+    cid = first.conversation_id
+    plain = await pipeline.ingest(rt, sms("are you there?", sender="+15550107020"))
+    (created,) = [e.payload for e in plain.events if e.type == "message.created"]
+    assert "previous" not in created  # nothing moved: the view state is the same
+    await pipeline.set_status(rt, conversation_id=cid, status="resolved")
+    reopened = await pipeline.ingest(rt, sms("one more thing", sender="+15550107020"))
+    (created,) = [e.payload for e in reopened.events if e.type == "message.created"]
+    assert reopened.conversation_id == cid and created["conversation"]["status"] == "open"
+    assert created["previous"] == {"status": "resolved", "assignee_id": None,
+                                   "channel": "sms", "handled_by": "bot"}
+    await pipeline.set_status(rt, conversation_id=cid, status="snoozed",
+                              snoozed_until=utcnow() + timedelta(hours=1))
+    woken = await pipeline.ingest(rt, sms("hello again", sender="+15550107020"))
+    (created,) = [e.payload for e in woken.events if e.type == "message.created"]
+    assert created["previous"]["status"] == "snoozed"
+    assert (created["conversation"]["status"], created["conversation"]["snoozed_until"]) == (
+        "open", None)
+    conv = await conversation(rt, cid)
+    # Resolving read everything: the two messages since are unread.
+    assert (conv.status, conv.snoozed_until, conv.unread_count) == ("open", None, 2)
+
+
+async def test_a_follow_up_counts_unread_in_the_database_not_from_its_read(rt: Runtime) -> None:
+    # Two messages of one conversation stored one after the other each add one unread,
+    # and the event shows the count as committed.
+    first = await pipeline.ingest(rt, sms("one", sender="+15550107021"))
+    second = await pipeline.ingest(rt, sms("two", sender="+15550107021"))
+    (created,) = [e.payload for e in second.events if e.type == "message.created"]
+    assert created["conversation"]["unread_count"] == 2
+    assert created["conversation"]["last_message"]["id"] == second.message_id
+    assert (await conversation(rt, first.conversation_id)).unread_count == 2
