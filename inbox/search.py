@@ -4,17 +4,21 @@ agent types in the search box.
 The agent's text is literal ("100%" or "red_shirt" are no wildcards) and matches
 case-insensitively anywhere in a message text, a contact's name, any of its addresses
 (so the digits "0102030" find "+15550102030") or an email subject. The match itself is
-always `lower(column) LIKE '%text%'`, so every path below finds exactly the same rows;
-the paths differ only in which rows they look at:
+always `lower(column) LIKE '%text%'` (on SQLite the bare column: the same rows, see
+`_folded`), so every path below finds exactly the same rows; they differ only in how
+many rows they look at:
 
-1. Probe: the newest `PROBE_WINDOW` rows of the list (its index order, its filters) are
-   tested one by one. A common word fills the page there and the search stops early,
-   whatever the table size (an index lookup of "order" would return most of 1M messages).
-2. Index: otherwise the matches are few, and the indexes of migration 0005 find them:
-   SQLite's FTS5 trigram tables (`message_fts`, ...; their MATCH is a superset, rechecked
-   with the LIKE above), PostgreSQL's pg_trgm GIN indexes on `lower(column)` (the planner
-   picks them for the same LIKE). Fewer than 3 characters make no trigram: those, and a
-   SQLite built without FTS5 trigram, scan as before.
+1. Rare text: the indexes of migration 0005 say how many rows may contain it (counting
+   stops at `RARE_HITS`); when few, those candidates are fetched, rechecked and sorted.
+   SQLite: FTS5 trigram tables (`message_fts`, ...; a MATCH is a superset of the LIKE).
+   PostgreSQL: pg_trgm GIN indexes on `lower(column)`, which serve the LIKE itself.
+2. Common text: the newest `PROBE_WINDOW` rows of the list (its own index order and
+   filters) are tested one by one, and the page fills long before the window ends
+   (an index lookup of "order" would return most of 1M messages).
+3. Neither (many hits, few of them recent): the candidates from the index after all.
+
+Fewer than 3 characters make no trigram: those, and a database without the indexes
+(SQLite without FTS5 trigram, PostgreSQL without the extension), probe and then scan.
 """
 
 from __future__ import annotations
@@ -45,9 +49,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.models import Contact, Conversation, Identity, Message
 
-# Rows of the list tested one by one before asking the index. A page of 50 fills inside
-# it when one conversation in 20 matches; a rarer word costs this probe (1,000 rows, ~10
-# messages each: a few ms) plus the index lookup, which is then small.
+# Rows of the list tested one by one for a common text. A page of 50 fills inside it when
+# one conversation in 20 matches; the whole window costs ~15 ms (1,000 rows, ~10
+# messages each), paid in full only by text common overall but rare lately.
 PROBE_WINDOW = 1000
 # The trigram tokenizer and pg_trgm index three characters; shorter text scans. (SQLite
 # 3.40's FTS5 also answers a 2-character non-ASCII LIKE wrongly: "안녕" found nothing.)
