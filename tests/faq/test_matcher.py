@@ -415,3 +415,21 @@ def test_substitution_halves_confidence_only_for_a_characteristic_compound(
     assert (bool(anchors) and m._substituted(eid, anchors, feats)) is substituted
     if substituted:
         assert conf < DEFAULT_THRESHOLD
+
+
+# --- the fast confidence is the fitted one -----------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 35, 150, 10_000])
+def test_confidence_with_size_columns_folded_in_equals_the_reference(size: int) -> None:
+    # `_sized_confidence` folds the FAQ-size columns of `_calibration_x` into the
+    # weights; it must stay the very function the constants were fitted for.
+    m = Matcher(FEATURE_DOCS)
+    for text in ("topup account", "when is my oil change", "what is your name", "zzz"):
+        ranked, _ = m._rank(text)
+        feats = [f for _, _, f in ranked]
+        for i in range(len(feats)):
+            x = matcher_mod._calibration_x(feats, i, size)
+            assert matcher_mod._sized_confidence(x, size) == pytest.approx(
+                matcher_mod._confidence(x), abs=1e-12
+            )
