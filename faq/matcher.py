@@ -905,6 +905,7 @@ _F_COVER, _F_LIKELIHOOD, _F_WORDS, _F_TSR, _F_RATIO, _F_CHARS, _F_CORE_MISS, _F_
 # best-phrasing cosine, centroid cosine, query likelihood, word cosine, token-set
 # ratio, plain ratio, character-gram centroid cosine.
 _AGREEMENT = (0, 1, _F_LIKELIHOOD, _F_WORDS, _F_TSR, _F_RATIO, _F_CHARS)
+_AGREEING = operator.itemgetter(*_AGREEMENT)
 
 
 def _calibration_x(
@@ -923,13 +924,14 @@ def _calibration_x(
     # was fitted), so a candidate's share of the softmax mass is a first estimate of
     # its probability of being right; it falls as the runner-up gets close.
     top = max(scores)
-    share = math.exp(s - top) / sum(math.exp(x - top) for x in scores)
+    share = math.exp(s - top) / sum(map(math.exp, map(operator.sub, scores, itertools.repeat(top))))
     share = min(max(share, 1e-6), 1 - 1e-6)
     f = feats[i]
     cos, centroid, cov, _, phr_cover, nterms, matched, missing, wh, _, ql = f[:11]
     word_cos, tsr, ratio, char_centroid, core_miss, unknown = f[_F_WORDS:]
     rivals = feats[:i] + feats[i + 1 :]
-    leads = tuple(f[j] - max([g[j] for g in rivals], default=0.0) for j in _AGREEMENT)
+    best_rival = map(max, zip(*map(_AGREEING, rivals))) if rivals else itertools.repeat(0.0)
+    leads = tuple(map(operator.sub, _AGREEING(f), best_rival))
     # The FAQ's size enters the calibration: a runner-up far behind means little in a
     # 10-entry FAQ and a lot in a 1,000-entry one.
     logn = math.log(max(size, 2))
