@@ -18,14 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import ingest_sql as sql
-from inbox import store
+from inbox import sqlrun, store
 from inbox.errors import Conflict, NotFound
 from inbox.events import EventOut, view_fields
 from inbox.identity import canonical
 from inbox.models import Contact, Conversation, Message
 from inbox.replies import reply
 from inbox.runtime import Runtime
-from inbox.schemas import conversation_out, message_out
+from inbox.schemas import contact_out, conversation_out, message_out
+from inbox.sqlrun import Query
 from inbox.threading import ConversationView, follow_up, subject_continues
 from inbox.types import (
     FLAG_HELP,
@@ -175,24 +176,30 @@ class _Moved(Exception):
 
 async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
                        known_new: bool) -> IngestResult:
+    window = timedelta(hours=rt.settings.reopen_window_hours)
+    dialect = rt.engine.dialect.name
+    plan = _store(rt, inbound, value, known_new=known_new, window=window, dialect=dialect)
+    if inbound.channel != "email" and sqlrun.one_hop_capable(rt.engine):
+        # Email threading reads through the ORM (`_email_candidate`): not in one hop.
+        return await sqlrun.run_one_hop(rt.engine, plan)
     async with rt.engine.begin() as conn:
         tx = _Tx(conn)
         try:
-            return await _store(rt, tx, inbound, value, known_new=known_new)
+            return await sqlrun.run_async(conn, plan, tx)
         finally:
             await tx.close()
 
 
-async def _store(rt: Runtime, tx: _Tx, inbound: Inbound, value: str, *,
-                 known_new: bool) -> IngestResult:
-    conn = tx.conn
+def _store(rt: Runtime, inbound: Inbound, value: str, *, known_new: bool, window: timedelta,
+           dialect: str) -> sqlrun.Plan[IngestResult]:
+    """The transaction: every statement it yields runs in it (see `inbox.sqlrun`)."""
     if not known_new:
-        found = (await conn.execute(sql.stored_message(), {
+        (found,) = (yield Query(sql.stored_message(), {
             "channel": inbound.channel, "provider_message_id": inbound.provider_message_id,
-        })).first()
+        })) or (None,)
         if found is not None:
             return IngestResult(found.id, found.conversation_id, found.contact_id, duplicate=True)
-    sender = await _resolve_sender(tx, inbound, value)
+    sender = yield from _resolve_sender(inbound, value)
     contact = sender.contact
     now = utcnow()
     machine = bool(inbound.flags & MACHINE_FLAGS)
@@ -205,16 +212,16 @@ async def _store(rt: Runtime, tx: _Tx, inbound: Inbound, value: str, *,
     elif FLAG_OPT_IN in inbound.flags and sender.opted_out:
         opted_out = False
     if opted_out is not None:
-        await conn.execute(sql.set_opted_out(), {
+        yield Query(sql.set_opted_out(), {
             "identity_id": sender.identity_id, "opted_out": opted_out,
             "opted_out_at": now if opted_out else None})
 
-    candidate, action = await _pick_conversation(rt, tx, inbound, sender=sender, now=now,
-                                                 machine=machine)
+    candidate, action = yield from _pick_conversation(rt, inbound, sender=sender, now=now,
+                                                      machine=machine, window=window)
     previous: dict[str, Any] | None = None
     if candidate is None:
-        conv = (await conn.execute(sql.insert_conversation(), _new_conversation(
-            inbound, sender, now=now, machine=machine))).one()
+        (conv,) = yield Query(sql.insert_conversation(), _new_conversation(
+            inbound, sender, now=now, machine=machine))
     else:
         reopen = action == "reopen"
         unsnooze = candidate.status == "snoozed" and not machine
@@ -223,30 +230,31 @@ async def _store(rt: Runtime, tx: _Tx, inbound: Inbound, value: str, *,
                                   "now": now}
         if subject:
             params["subject"] = _no_nul((inbound.thread.subject or "")[:500])
-        found_conv = (await conn.execute(sql.touch_conversation(
-            customer=not machine, reopen=reopen, unsnooze=unsnooze, subject=subject),
-            params)).first()
-        if found_conv is None:
+        touched = yield Query(sql.touch_conversation(
+            customer=not machine, reopen=reopen, unsnooze=unsnooze, subject=subject), params)
+        if not touched:
             raise _Moved  # its status changed since the read: decide again
-        conv = found_conv
+        conv = touched[0]
         if reopen or unsnooze:
             # Its view state before this message, for the sockets watching the view it
             # leaves (inbox.routing): the guarded UPDATE changed only the status.
             previous = {**view_fields(conv), "status": candidate.status}
 
     params = _message_params(inbound, conversation_id=conv.id, now=now)
-    new_id = (await conn.execute(sql.insert_message(conn.dialect.name), params)).scalar()
-    if new_id is None:
+    inserted = yield Query(sql.insert_message(dialect), params)
+    if not inserted:
         raise _Stored  # rolls back this attempt; the next one finds what was stored
+    new_id = inserted[0].id
     if any(att.data is not None for att in inbound.attachments):
-        params["attachments"] = await _store_attachments(conn, new_id, inbound.attachments)
+        params["attachments"] = yield from _store_attachments(new_id, inbound.attachments)
     message = _StoredMessage(id=new_id, **params)
     summary = conversation_out(conv, contact_name=contact.name,
                                last_message=cast(Message, message))
-    events: list[EventOut] = []
-    if opted_out is not None:
-        events.append(await contact_event(tx.session(), cast(Contact, contact)))
     items: list[tuple[str, int | None, dict[str, Any]]] = []
+    if opted_out is not None:
+        identities = yield Query(sql.identities_of(), {"contact_id": contact.id})
+        items.append(("contact.updated", None,
+                      {"contact": contact_out(cast(Contact, contact), identities)}))
     if candidate is None:
         items.append(("conversation.created", conv.id, {"conversation": summary}))
     payload: dict[str, Any] = {"message": message_out(cast(Message, message)),
@@ -254,7 +262,11 @@ async def _store(rt: Runtime, tx: _Tx, inbound: Inbound, value: str, *,
     if previous is not None:
         payload["previous"] = previous
     items.append(("message.created", conv.id, payload))
-    events += await store.add_events(conn, items)
+    if dialect == "postgresql":
+        yield Query(store.EVENT_LOCK)  # see store.add_events
+    statement, event_params, at = store.event_rows(items)
+    seqs = sorted(row.seq for row in (yield Query(statement, event_params)))
+    events = store.events_out(seqs, items, at)
     return IngestResult(new_id, conv.id, contact.id, False, events)
 
 
@@ -269,10 +281,16 @@ def _new_conversation(inbound: Inbound, sender: _Sender, *, now: datetime,
         "our_address": inbound.reply_from or inbound.recipient,
         "customer_address": inbound.sender,
         "subject": _no_nul(inbound.thread.subject[:500]) if inbound.thread.subject else None,
+        "status": "open",
+        "assignee_id": None,
+        "handled_by": "bot",
+        "snoozed_until": None,
+        "resolved_at": None,
         "last_activity_at": now,
         # What a message does to an existing conversation, done in the insert.
         "last_customer_at": None if machine else now,
         "unread_count": 0 if machine else 1,
+        "bot_answers": 0,
         # The same time as the message that opens it: the FAQ responder tells a
         # conversation this message opened by that (`faq.responder._opened`).
         "created_at": now,
@@ -303,7 +321,7 @@ def _message_params(inbound: Inbound, *, conversation_id: int, now: datetime) ->
     }
 
 
-async def _resolve_sender(tx: _Tx, inbound: Inbound, value: str) -> _Sender:
+def _resolve_sender(inbound: Inbound, value: str) -> sqlrun.Plan[_Sender]:
     """The sender's (live) contact and identity, created when new; for channels threaded
     by key, also the contact's newest conversation on this thread, read in the same
     round trip (`_UNKNOWN` when it still has to be looked up)."""
@@ -311,7 +329,7 @@ async def _resolve_sender(tx: _Tx, inbound: Inbound, value: str) -> _Sender:
     params: dict[str, Any] = {"kind": inbound.sender_kind, "value": value}
     if not email:
         params.update(channel=inbound.channel, thread_key=_thread_key(inbound))
-    row = (await tx.conn.execute(sql.sender(not email), params)).first()
+    (row,) = (yield Query(sql.sender(not email), params)) or (None,)
     name = clean_name(inbound.display_name)
     if name and _ADDRESS_AS_NAME.match(name):
         # "alice@example.com <bob@example.com>": an address posing as a name (a spoofing
@@ -319,11 +337,13 @@ async def _resolve_sender(tx: _Tx, inbound: Inbound, value: str) -> _Sender:
         name = None
     if row is None:
         now = utcnow()
-        contact_id = (await tx.conn.execute(sql.insert_contact(), {
-            "name": name, "created_at": now, "updated_at": now})).scalar_one()
-        identity_id = (await tx.conn.execute(sql.insert_identity(), {
+        (new_contact,) = yield Query(sql.insert_contact(), {
+            "name": name, "created_at": now, "updated_at": now})
+        contact_id = new_contact.id
+        (new_identity,) = yield Query(sql.insert_identity(), {
             "contact_id": contact_id, "kind": inbound.sender_kind, "value": value,
-            "raw": inbound.sender, "created_at": now})).scalar_one()
+            "raw": inbound.sender, "opted_out": False, "created_at": now})
+        identity_id = new_identity.id
         return _Sender(_ContactRef(contact_id, name, now), identity_id, False, None)
     contact = _ContactRef(row.contact_id, row.name, row.contact_created_at)
     latest: ConversationView | None = _UNKNOWN
@@ -334,13 +354,26 @@ async def _resolve_sender(tx: _Tx, inbound: Inbound, value: str) -> _Sender:
         latest = None
     if row.merged_into_id:
         # Merged away: the live contact's threads count, not this one's.
-        live = await live_contact(tx.session(), row.contact_id)
-        contact, latest = _ContactRef(live.id or 0, live.name, live.created_at), _UNKNOWN
+        contact, latest = (yield from _live_contact(row.contact_id)), _UNKNOWN
     if name and not contact.name:
-        await tx.conn.execute(sql.name_contact(), {"contact_id": contact.id, "name": name,
-                                                   "now": utcnow()})
+        yield Query(sql.name_contact(), {"contact_id": contact.id, "name": name, "now": utcnow()})
         contact.name = name
     return _Sender(contact, row.identity_id, row.opted_out, latest)
+
+
+def _live_contact(contact_id: int) -> sqlrun.Plan[_ContactRef]:
+    """Follow merges to the contact that now owns this one's identities."""
+    seen: set[int] = set()
+    current = contact_id
+    while True:
+        rows = yield Query(sql.contact_by_id(), {"contact_id": current})
+        if not rows:
+            raise NotFound(f"contact {contact_id} is gone")
+        found = rows[0]
+        if not found.merged_into_id or found.id in seen:
+            return _ContactRef(found.id, found.name, found.created_at)
+        seen.add(found.id)
+        current = found.merged_into_id
 
 
 async def live_contact(session: AsyncSession, contact_id: int) -> Contact:
@@ -400,24 +433,28 @@ def _view(conv: Conversation) -> ConversationView:
                             conv.resolved_at, conv.subject)
 
 
-async def _pick_conversation(
-    rt: Runtime, tx: _Tx, inbound: Inbound, *, sender: _Sender, now: datetime, machine: bool,
-) -> tuple[ConversationView | None, str]:
+def _pick_conversation(
+    rt: Runtime, inbound: Inbound, *, sender: _Sender, now: datetime, machine: bool,
+    window: timedelta,
+) -> sqlrun.Plan[tuple[ConversationView | None, str]]:
     """The conversation this message goes to and what it does there (`follow_up`:
     append or reopen); None when it opens a new one."""
-    window = timedelta(hours=rt.settings.reopen_window_hours)
     candidate: ConversationView | None
     if inbound.channel == "email":
-        found = await _email_candidate(rt, tx.session(), inbound, contact_id=sender.contact.id,
-                                       now=now, machine=machine)
+
+        async def lookup(tx: _Tx) -> Conversation | None:
+            return await _email_candidate(rt, tx.session(), inbound,
+                                          contact_id=sender.contact.id, now=now, machine=machine)
+
+        found = yield lookup  # through the ORM: `_ingest_once` runs email plans async
         candidate = _view(found) if found is not None else None
     elif sender.latest is not _UNKNOWN:
         candidate = sender.latest  # read with the contact (`_resolve_sender`)
     else:
-        found = await store.latest_conversation(
-            tx.session(), contact_id=sender.contact.id, channel=inbound.channel,
-            thread_key=_thread_key(inbound))
-        candidate = _view(found) if found is not None else None
+        rows = yield Query(sql.latest_conversation(), {
+            "contact_id": sender.contact.id, "channel": inbound.channel,
+            "thread_key": _thread_key(inbound)})
+        candidate = ConversationView(*rows[0]) if rows else None
     action = follow_up(candidate, now=now, reopen_window=window, machine=machine)
     if candidate is None or action == "new":
         return None, "new"
@@ -486,29 +523,28 @@ def _attachment_item(att: Attachment) -> dict[str, Any]:
     }
 
 
-async def _store_attachments(
-    conn: AsyncConnection, message_id: int, attachments: list[Attachment]
-) -> list[dict[str, Any]]:
+def _store_attachments(
+    message_id: int, attachments: list[Attachment]
+) -> sqlrun.Plan[list[dict[str, Any]]]:
     """Keep the bytes of attachments that came with them (email) as stored files, and
     return the message's attachment list naming them."""
     stored: list[dict[str, Any]] = []
     for att in attachments:
         item = _attachment_item(att)
         if att.data is not None:
-            item["file_id"] = (await conn.execute(sql.insert_stored_file(), {
+            (stored_file,) = yield Query(sql.insert_stored_file(), {
                 "message_id": message_id, "filename": att.filename,
                 "content_type": att.content_type, "size": len(att.data), "data": att.data,
-            })).scalar_one()
+            })
+            item["file_id"] = stored_file.id
             item["size"] = len(att.data)
         stored.append(item)
-    await conn.execute(sql.set_attachments(), {"message_id": message_id, "attachments": stored})
+    yield Query(sql.set_attachments(), {"message_id": message_id, "attachments": stored})
     return stored
 
 
 async def contact_event(session: AsyncSession, contact: Contact) -> EventOut:
     """Append a `contact.updated` event with the contact and its identities as stored."""
-    from inbox.schemas import contact_out
-
     identities = await store.identities_of(session, contact_id=contact.id or 0)
     return await store.add_event(session, type="contact.updated", conversation_id=None,
                                  payload={"contact": contact_out(contact, identities)})

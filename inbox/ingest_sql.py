@@ -30,6 +30,12 @@ def _param(name: str, column: Any) -> Any:
     return bindparam(name, type_=column.type)
 
 
+def _insert(table: Any, *names: str) -> Any:
+    # Every value a bind parameter named after its column (none left to column defaults:
+    # `inbox.sqlrun`'s one-hop shell runs the compiled statement as it is).
+    return insert(table).values({n: _param(n, table.c[n]) for n in names})
+
+
 @functools.cache
 def sender(with_thread: bool) -> Any:
     """The identity (`kind`, `value`) with its contact and, `with_thread`, the contact's
@@ -79,13 +85,15 @@ def stored_message() -> Any:
 @functools.cache
 def insert_contact() -> Any:
     """A new contact (`name`, `created_at`, `updated_at`) RETURNING its id."""
-    return insert(contact).returning(contact.c.id)
+    return _insert(contact, "name", "created_at", "updated_at").returning(contact.c.id)
 
 
 @functools.cache
 def insert_identity() -> Any:
-    """A new identity (`contact_id`, `kind`, `value`, `raw`, `created_at`) RETURNING its id."""
-    return insert(identity).returning(identity.c.id)
+    """A new identity (`contact_id`, `kind`, `value`, `raw`, `opted_out`, `created_at`)
+    RETURNING its id."""
+    return (_insert(identity, "contact_id", "kind", "value", "raw", "opted_out", "created_at")
+            .returning(identity.c.id))
 
 
 @functools.cache
@@ -107,9 +115,11 @@ def name_contact() -> Any:
 
 @functools.cache
 def insert_conversation() -> Any:
-    """A new conversation (the columns given; the others take their defaults) RETURNING
-    the whole row."""
-    return insert(conversation).returning(*conversation.c)
+    """A new conversation (every column but id) RETURNING the whole row."""
+    return _insert(conversation, *CONVERSATION_COLUMNS).returning(*conversation.c)
+
+
+CONVERSATION_COLUMNS: tuple[str, ...] = tuple(c.key for c in conversation.columns if c.key != "id")
 
 
 @functools.cache
@@ -163,7 +173,8 @@ MESSAGE_COLUMNS: tuple[str, ...] = tuple(c.key for c in message.columns if c.key
 def insert_stored_file() -> Any:
     """Attachment bytes (`message_id`, `filename`, `content_type`, `size`, `data`)
     RETURNING the file's id."""
-    return insert(stored_file).returning(stored_file.c.id)
+    return (_insert(stored_file, "message_id", "filename", "content_type", "size", "data")
+            .returning(stored_file.c.id))
 
 
 @functools.cache
@@ -171,3 +182,36 @@ def set_attachments() -> Any:
     """A message's (`message_id`) `attachments` list."""
     return (update(message).where(message.c.id == bindparam("message_id"))
             .values(attachments=_param("attachments", message.c.attachments)))
+
+
+@functools.cache
+def latest_conversation() -> Any:
+    """The newest conversation of a contact (`contact_id`) on a thread (`channel`,
+    `thread_key`): id, status, last_activity_at, resolved_at, subject (the fields of
+    `inbox.threading.ConversationView`, in its order)."""
+    return (
+        select(conversation.c.id, conversation.c.status, conversation.c.last_activity_at,
+               conversation.c.resolved_at, conversation.c.subject)
+        .where(conversation.c.contact_id == bindparam("contact_id"),
+               conversation.c.channel == bindparam("channel"),
+               conversation.c.thread_key == bindparam("thread_key"))
+        .order_by(conversation.c.id.desc())
+        .limit(1)
+    )
+
+
+@functools.cache
+def contact_by_id() -> Any:
+    """A contact (`contact_id`): id, name, created_at, merged_into_id."""
+    return (select(contact.c.id, contact.c.name, contact.c.created_at, contact.c.merged_into_id)
+            .where(contact.c.id == bindparam("contact_id")))
+
+
+@functools.cache
+def identities_of() -> Any:
+    """A contact's (`contact_id`) identities, oldest first, as `schemas.IdentityOut` reads
+    them."""
+    return (select(identity.c.id, identity.c.kind, identity.c.value, identity.c.raw,
+                   identity.c.opted_out)
+            .where(identity.c.contact_id == bindparam("contact_id"))
+            .order_by(identity.c.id))

@@ -82,18 +82,31 @@ async def add_events(
         conn = db
     if conn.dialect.name == "postgresql":
         await _event_lock(conn)
+    statement, params, now = event_rows(items)
+    result = await conn.execute(statement, params)
+    return events_out(result.scalars().all(), items, now)
+
+
+def event_rows(items: Sequence[tuple[str, int | None, dict[str, Any]]]) -> tuple[Any, dict[str, Any], datetime]:
+    """The INSERT of these events (one statement), its parameters and their time."""
     now = utcnow()
     params: dict[str, Any] = {}
     for i, (kind, conversation_id, payload) in enumerate(items):
         params.update({f"type_{i}": kind, f"conversation_id_{i}": conversation_id,
                        f"payload_{i}": payload, f"created_at_{i}": now})
-    result = await conn.execute(_insert_events(len(items)), params)
-    # Rows are inserted in VALUES order, each drawing the next seq; RETURNING's own order
-    # is not promised (SQLite says so), hence the sort.
-    seqs = sorted(result.scalars().all())
+    return _insert_events(len(items)), params, now
+
+
+def events_out(seqs: Sequence[int], items: Sequence[tuple[str, int | None, dict[str, Any]]],
+               created_at: datetime) -> list[EventOut]:
+    """The public forms of events inserted by `event_rows`, given the seqs it returned.
+
+    Rows are inserted in VALUES order, each drawing the next seq; RETURNING's own order
+    is not promised (SQLite says so), hence the sort.
+    """
     return [EventOut(seq=seq, type=kind, conversation_id=conversation_id, payload=payload,
-                     created_at=now)
-            for seq, (kind, conversation_id, payload) in zip(seqs, items, strict=True)]
+                     created_at=created_at)
+            for seq, (kind, conversation_id, payload) in zip(sorted(seqs), items, strict=True)]
 
 
 @functools.cache
@@ -114,14 +127,15 @@ def _insert_events(n: int) -> Any:
     )
 
 
-_EVENT_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY)
+# Taken by every transaction that writes events, on PostgreSQL (see `add_events`).
+EVENT_LOCK = text("SELECT pg_advisory_xact_lock(:key)").bindparams(key=EVENT_LOCK_KEY)
 
 
 async def _event_lock(conn: AsyncConnection) -> None:
     # The lock lasts until the transaction ends: take it once per transaction.
     transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
     if transaction is None or conn.info.get("event_lock_tx") is not transaction:
-        await conn.execute(_EVENT_LOCK)
+        await conn.execute(EVENT_LOCK)
         conn.info["event_lock_tx"] = conn.sync_connection.get_transaction() if conn.sync_connection else None
 
 
