@@ -37,15 +37,20 @@ def key_of(text: str) -> str:
     return " ".join(found) if found else fold(text)
 
 
-def group_texts(texts: Sequence[str], *, cutoff: float = CUTOFF) -> list[list[int]]:
+def group_texts(texts: Sequence[str], *, cutoff: float = CUTOFF,
+                max_keys: int | None = None) -> list[list[int]]:
     """Cluster `texts` (newest first): lists of indexes, biggest group first, ties by
-    the newest message.
+    the newest message. With `max_keys`, only the newest texts are grouped, up to (not
+    including) the first one that would bring the count of distinct keys past it; the
+    indexes of the older texts appear in no group.
 
     Each text joins the group its key scores best with (the first such group on a tie),
     or starts one. Many texts share a key ("do you sell gift boxes?" asked 40 times), so
     a key remembers its best group among those it was compared with and is only compared
     with groups started since: the same groups as comparing every text with every group,
-    for a fraction of the comparisons (2,000 open questions: 350 -> ~100 ms)."""
+    for a fraction of the comparisons (2,000 open questions: 350 -> ~100 ms). The work
+    still grows with the square of the distinct keys (2,000 different questions: ~2 s),
+    which is what `max_keys` bounds."""
     groups: list[Group] = []
     keys: list[str] = []
     key_of_text: dict[str, str] = {}
@@ -55,6 +60,8 @@ def group_texts(texts: Sequence[str], *, cutoff: float = CUTOFF) -> list[list[in
         key = key_of_text.get(text)
         if key is None:
             key = key_of_text[text] = key_of(text)
+        if max_keys is not None and key not in best and len(best) >= max_keys:
+            break
         compared, score, at = best.get(key, (0, -1.0, -1))
         if compared < len(keys):
             found = process.extractOne(key, keys[compared:], scorer=fuzz.token_set_ratio,

@@ -27,8 +27,9 @@ def plain_groups(texts: Sequence[str], *, cutoff: float = CUTOFF) -> list[list[i
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
 
-WORDS = ("do you sell gift box boxes giftboxes have where is my order refund return the "
-         "shoes too small blue jacket back in stock 배송 언제 와요 환불").split()
+WORDS = ("do", "you", "sell", "gift", "box", "boxes", "giftboxes", "have", "where", "is", "my",
+         "order", "refund", "return", "the", "shoes", "too", "small", "blue", "jacket", "back",
+         "in", "stock", "배송", "언제", "와요", "환불")
 
 
 def test_grouping_equals_comparing_every_message_with_every_group() -> None:
@@ -47,3 +48,12 @@ def test_the_same_question_asked_many_ways_is_one_group() -> None:
              "do you sell gift boxes?", "Where is my order?"]
     groups = group_texts(texts)
     assert sorted(map(sorted, groups)) == [[0, 1, 3], [2, 4]]
+
+
+def test_max_keys_groups_only_the_newest_texts_up_to_that_many_different_keys() -> None:
+    texts = ["do you sell gift boxes?", "where is my order", "Do you sell gift boxes??",
+             "can I pay by invoice", "where is my order?", "do you ship to Canada"]
+    # Keys: gift boxes, order, (gift boxes), invoice <- the third distinct key stops it.
+    assert group_texts(texts, max_keys=2) == plain_groups(texts[:3])
+    assert group_texts(texts, max_keys=3) == plain_groups(texts[:5])
+    assert group_texts(texts, max_keys=100) == plain_groups(texts)
