@@ -5,6 +5,8 @@ Store helpers (`store.py`) never commit; the pipeline step owns the transaction.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -15,17 +17,35 @@ from inbox.db import JSONType, UTCDateTime
 from inbox.types import utcnow
 
 
+def _factory(make: Callable[[], Any]) -> Callable[[], Any]:
+    """`make` as a default factory that pydantic can tell takes no argument cheaply.
+
+    Pydantic asks `inspect.signature` of a field's default factory at every construction
+    (does it take the validated data?): ~7 us per factory field, five on a Message. A
+    function carrying its own `__signature__` answers at once.
+    """
+
+    def factory() -> Any:
+        return make()
+
+    factory.__signature__ = inspect.Signature()  # type: ignore[attr-defined]
+    return factory
+
+
+_now = _factory(utcnow)
+_FACTORIES = {list: _factory(list), dict: _factory(dict)}
+
+
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_type=UTCDateTime, **kw)
+    return Field(default_factory=_now, sa_type=UTCDateTime, **kw)
 
 
 def _ts_opt(**kw: Any) -> Any:
     return Field(default=None, sa_type=UTCDateTime, **kw)
 
 
-def _json(default: Any) -> Any:
-    return Field(default_factory=lambda: default() if callable(default) else default,
-                 sa_column=Column(JSONType, nullable=False))
+def _json(default: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    return Field(default_factory=_FACTORIES[default], sa_column=Column(JSONType, nullable=False))
 
 
 class Agent(SQLModel, table=True):
