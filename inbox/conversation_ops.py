@@ -71,20 +71,17 @@ async def _changed(
     """The note (if any) and the events of a change already flushed: the summary and the
     events to publish after commit."""
     summary = conversation_out(conv, contact_name=contact_name)
-    events = []
+    items: list[tuple[str, int | None, dict[str, Any]]] = []
     if system_note:
         note = Message(conversation_id=conv.id or 0, channel=conv.channel, direction="out",
                        author_kind="system", text=system_note, private=True)
         session.add(note)
         await session.flush()
-        events.append(await store.add_event(
-            session, type="message.created", conversation_id=conv.id,
-            payload={"message": message_out(note), "conversation": summary,
-                     "previous": previous}))
-    events.append(await store.add_event(
-        session, type="conversation.updated", conversation_id=conv.id,
-        payload={"conversation": summary, "previous": previous}))
-    return summary, events
+        items.append(("message.created", conv.id,
+                      {"message": message_out(note), "conversation": summary,
+                       "previous": previous}))
+    items.append(("conversation.updated", conv.id, {"conversation": summary, "previous": previous}))
+    return summary, await store.add_events(session, items)  # one INSERT for both
 
 
 async def assign(
