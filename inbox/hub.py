@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from inbox.events import EventOut
@@ -50,18 +52,27 @@ class Resync(Exception):
     """The subscriber fell behind and was dropped; it must reload (or replay by seq)."""
 
 
-_RESYNC = object()
-
-
 class Subscription:
-    """A subscriber's bounded queue. Iterate it; `Resync` is raised when it overflowed."""
+    """A subscriber's bounded queue. Iterate it (or take `batch`es); `Resync` is raised
+    once when it overflowed.
+
+    A plain deque and one waiter future, not an `asyncio.Queue`: a socket's writer wakes
+    once for everything queued meanwhile (`batch`), and its heartbeat comes from the
+    hub's one timer (`poke`), not from a timer per wait.
+    """
 
     def __init__(self, hub: Hub, accepts: EventFilter, maxsize: int, topics: set[str]) -> None:
         self._hub = hub
         self.accepts = accepts
         self.topics = topics  # as listed in the hub's index (`set_watch` sets them for a watch)
         self.watch: Watch | None = None
-        self._queue: asyncio.Queue[object] = asyncio.Queue(maxsize=maxsize)
+        self.maxsize = maxsize
+        self._items: deque[EventOut] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._resync = False  # raise Resync at the next get (once)
+        self._poked = False  # a heartbeat is due: `batch` returns [] once
+        self.heartbeat: float | None = None  # seconds of quiet before a heartbeat (jittered)
+        self.quiet_since = 0.0  # loop time of the last batch taken or heartbeat due
         self.overflowed = False
         self.closed = False
 
@@ -69,23 +80,44 @@ class Subscription:
         """Queue `event` without waiting; on overflow, mark resync and unsubscribe."""
         if self.closed:
             return
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if len(self._items) >= self.maxsize:
             self.force_resync()
+            return
+        self._items.append(event)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def force_resync(self) -> None:
         """Drop what is queued and make the next `get` raise `Resync`."""
         if self.closed:
             return
-        self.overflowed = True
-        self._drain()
-        self._queue.put_nowait(_RESYNC)
+        self.overflowed = self._resync = True
+        self._items.clear()
         self.close()
+        self._wake()
 
-    def _drain(self) -> None:
-        while not self._queue.empty():
-            self._queue.get_nowait()
+    def poke(self) -> None:
+        """Wake a waiting `batch` with nothing (the hub's heartbeat timer: one is due)."""
+        self._poked = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _check_resync(self) -> None:
+        if self._resync:
+            self._resync = False
+            raise Resync("subscriber fell behind")
 
     def follow(self, topic: str) -> None:
         """Also receive the events of `topic`."""
@@ -119,21 +151,33 @@ class Subscription:
 
     async def get(self) -> EventOut:
         """The next event; raises `Resync` once the subscription overflowed."""
-        item = await self._queue.get()
-        if item is _RESYNC:
-            raise Resync("subscriber fell behind")
-        assert isinstance(item, EventOut)
-        return item
+        while not self._items:
+            self._check_resync()
+            await self._wait()
+        return self._items.popleft()
 
     def get_nowait(self) -> EventOut | None:
         """The next queued event, or None when the queue is empty."""
-        if self._queue.empty():
-            return None
-        item = self._queue.get_nowait()
-        if item is _RESYNC:
-            raise Resync("subscriber fell behind")
-        assert isinstance(item, EventOut)
-        return item
+        if self._items:
+            return self._items.popleft()
+        self._check_resync()
+        return None
+
+    async def batch(self) -> list[EventOut]:
+        """Every queued event (at least one), oldest first; [] when a heartbeat is due
+        (`Hub.subscribe(heartbeat=)`); raises `Resync` once the subscription overflowed."""
+        while not self._items:
+            self._check_resync()
+            if self._poked:
+                self._poked = False
+                return []
+            await self._wait()
+        items = list(self._items)
+        self._items.clear()
+        if self.heartbeat is not None:
+            self._poked = False  # what is sent now does a heartbeat's job
+            self.quiet_since = self._hub.now()
+        return items
 
     def __aiter__(self) -> AsyncIterator[EventOut]:
         return self._iterate()
@@ -159,6 +203,9 @@ class Hub:
         self._reloading: asyncio.Task[None] | None = None
         self._generation = 0
         self.reloads = 0  # routing states reloaded from the database (start, each resync)
+        self._beating: set[Subscription] = set()  # subscriptions with a heartbeat
+        self._beat_timer: asyncio.TimerHandle | None = None
+        self._beat_period = 0.0
 
     def use_log(self, fetch: Fetch, *, states: ReadStates | None = None) -> None:
         """Let the sequencer read gaps from the event log (`fetch(after, upto)`) and,
@@ -222,9 +269,12 @@ class Hub:
         return self.sequencer.fetch is not None
 
     def subscribe(self, accepts: EventFilter | None = None, *, topics: Iterable[str] = (ALL,),
-                  maxsize: int | None = None, watch: Watch | None = None) -> Subscription:
+                  maxsize: int | None = None, watch: Watch | None = None,
+                  heartbeat: float | None = None) -> Subscription:
         """A new subscription to the later events of `topics` that `accepts` returns True
-        for; with `watch`, to what that watch asks for instead of `topics`."""
+        for; with `watch`, to what that watch asks for instead of `topics`. With
+        `heartbeat` (seconds, jittered +-20% per subscription), its `batch` returns []
+        after that long without events, so the socket can send a ping."""
         sub = Subscription(self, accepts or (lambda _e: True), maxsize or self.queue_size,
                            set(topics))
         self._subscribers.add(sub)
@@ -232,7 +282,39 @@ class Hub:
             self._reindex(sub)
         else:
             sub.set_watch(watch)
+        if heartbeat is not None:
+            self._beat(sub, heartbeat)
         return sub
+
+    def now(self) -> float:
+        """The event loop's clock (heartbeat bookkeeping)."""
+        return asyncio.get_running_loop().time()
+
+    def _beat(self, sub: Subscription, seconds: float) -> None:
+        # One timer for the whole process, not one per socket per wait: every quarter
+        # heartbeat it pokes the subscriptions quiet for their (jittered) interval.
+        loop = asyncio.get_running_loop()
+        sub.heartbeat = seconds * random.uniform(0.8, 1.2)
+        sub.quiet_since = loop.time()
+        self._beating.add(sub)
+        period = seconds / 4
+        if self._beat_timer is None or period < self._beat_period:
+            if self._beat_timer is not None:
+                self._beat_timer.cancel()
+            self._beat_period = period
+            self._beat_timer = loop.call_later(period, self._tick)
+
+    def _tick(self) -> None:
+        self._beat_timer = None
+        if not self._beating:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for sub in self._beating:
+            if sub.heartbeat is not None and now - sub.quiet_since >= sub.heartbeat:
+                sub.quiet_since = now
+                sub.poke()
+        self._beat_timer = loop.call_later(self._beat_period, self._tick)
 
     def _reindex(self, sub: Subscription) -> None:
         for topic in sub.topics:
@@ -248,6 +330,7 @@ class Hub:
 
     def _remove(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+        self._beating.discard(sub)
         self._unindex(sub)
 
     def deliver(self, event: EventOut) -> None:

@@ -154,3 +154,35 @@ def test_topic_subscribers_get_only_their_customers_events_and_agents_get_all() 
     assert visitor.get_nowait() == typing
     visitor.close()
     assert hub.subscriber_count == 2 and conversation_topic(7) not in hub._index
+
+
+async def test_a_batch_takes_everything_queued_in_order() -> None:
+    hub = Hub()
+    sub = hub.subscribe()
+    for seq in (1, 2, 3):
+        hub.deliver(_event(seq))
+    assert [e.seq for e in await sub.batch()] == [1, 2, 3]
+    assert sub.get_nowait() is None
+
+
+async def test_a_quiet_subscription_is_woken_empty_for_its_heartbeat_and_only_it() -> None:
+    hub = Hub()
+    quiet = hub.subscribe(heartbeat=0.05)
+    plain = hub.subscribe()
+    without = asyncio.create_task(plain.batch())
+    assert await asyncio.wait_for(quiet.batch(), 2) == []  # a heartbeat is due: ping
+    assert await asyncio.wait_for(quiet.batch(), 2) == []  # and again after as long
+    await asyncio.sleep(0.1)
+    assert not without.done()  # no heartbeat asked for: it waits for events only
+    hub.deliver(_event(1))
+    assert [e.seq for e in await asyncio.wait_for(without, 2)] == [1]
+    assert [e.seq for e in await quiet.batch()] == [1]
+
+
+async def test_an_overflowed_subscription_raises_resync_from_batch() -> None:
+    hub = Hub(queue_size=1)
+    sub = hub.subscribe(heartbeat=10)
+    hub.deliver(_event(1))
+    hub.deliver(_event(2))
+    with pytest.raises(Resync):
+        await sub.batch()

@@ -443,3 +443,20 @@ async def test_a_reply_that_moves_a_conversation_reaches_its_old_view_on_a_worke
             marker = await pipeline.ingest(server.rt, inbound("new one", sender="+15550104444"))
             after = await frames_until(bots, lambda f: f["type"] == "message.created")
             assert {f["conversation_id"] for f in after} == {marker.conversation_id}
+
+
+async def test_quiet_agent_and_visitor_sockets_get_heartbeats_and_busy_ones_their_events(
+    database_url: str,  # noqa: F811 (the fixture)
+) -> None:
+    async with live_server(make_settings(database_url, heartbeat_seconds=0.2)) as server:
+        _agent, token = await create_agent(server.rt, email="hb@test.example", name="HB", role="agent")
+        async with websockets.connect(f"{server.ws_url}/ws/agent?token={token}") as agent, \
+                websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
+            await frames_until(agent, lambda f: f["type"] == "hello")
+            assert json.loads(await visitor.recv())["type"] == "welcome"
+            for ws in (agent, visitor):
+                async with asyncio.timeout(5):
+                    assert json.loads(await ws.recv()) == {"type": "ping"}
+            await pipeline.ingest(server.rt, inbound("between heartbeats"))
+            got = await frames_until(agent, lambda f: f["type"] == "message.created")
+            assert got[-1]["message"]["text"] == "between heartbeats"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any
 
 from sqlalchemy import func, select
@@ -24,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from inbox import pipeline, store
 from inbox.errors import InboxError
 from inbox.events import EventOut
-from inbox.hub import Resync, Subscription, conversation_topic, customer_topic
+from inbox.hub import Resync, conversation_topic, customer_topic
 from inbox.models import Conversation, Event
 from inbox.route_states import state_reader
 from inbox.routing import BadWatch, StateTracker, ViewState, Watch, parse_watch
@@ -48,19 +47,7 @@ def _rt(ws: WebSocket) -> Runtime:
     return rt
 
 
-async def _heartbeat_get(sub: Subscription, rt: Runtime) -> EventOut | None:
-    """The next event, or None when a heartbeat is due (interval jittered +-20%)."""
-    # Under load the queue usually holds the next event already: take it without a timer.
-    # (`wait_for` made a task and a timer per event per socket: ~50 sockets x every event.)
-    queued = sub.get_nowait()
-    if queued is not None:
-        return queued
-    interval = rt.settings.heartbeat_seconds * random.uniform(0.8, 1.2)
-    try:
-        async with asyncio.timeout(interval):
-            return await sub.get()
-    except TimeoutError:
-        return None
+PING = '{"type":"ping"}'
 
 
 async def _run_pair(*coros: Any) -> None:
@@ -168,7 +155,7 @@ async def agent_socket(ws: WebSocket) -> None:
     await ws.accept()
     # Subscribe before reading the log: whatever commits meanwhile is queued, not lost.
     sub = rt.hub.subscribe(lambda e: not (e.type == "typing" and e.payload.get("agent_id") == caller.id),
-                           watch=watch)
+                           watch=watch, heartbeat=rt.settings.heartbeat_seconds)
     try:
         async with rt.sessions() as session:
             current = await store.last_seq(session)
@@ -209,21 +196,27 @@ async def agent_socket(ws: WebSocket) -> None:
         async def writer() -> None:
             # The hub's sequencer releases committed events in seq order, gaps filled
             # from the log once per process: a socket only skips what it already sent.
+            # One wake-up sends everything queued meanwhile; each event's text was
+            # encoded once for every socket (`EventOut.wire`).
+            send = ws.send_text
             while True:
                 try:
-                    event = await _heartbeat_get(sub, rt)
+                    events = await sub.batch()
                 except Resync:
                     await ws.send_json({"type": "resync", "seq": state["last"]})
                     await ws.close(code=CLOSE_RESYNC)
                     return
-                if event is None:
-                    await ws.send_json({"type": "ping"})
+                if not events:
+                    await send(PING)
                     continue
-                if event.seq is not None:
-                    if event.seq <= state["last"]:
-                        continue
-                    state["last"] = event.seq
-                await ws.send_text(event.wire())
+                last = state["last"]
+                for event in events:
+                    seq = event.seq
+                    if seq is not None:
+                        if seq <= last:
+                            continue
+                        state["last"] = last = seq
+                    await send(event.wire())
 
         async def reader() -> None:
             while True:
@@ -318,7 +311,8 @@ async def chat_socket(ws: WebSocket) -> None:
     await ws.accept()
     state: dict[str, Any] = {}
     sub = rt.hub.subscribe(_visitor_event(visitor, state),
-                           topics={customer_topic("webchat", visitor)})
+                           topics={customer_topic("webchat", visitor)},
+                           heartbeat=rt.settings.heartbeat_seconds)
     state["sub"] = sub
     connector.connected(visitor)  # type: ignore[attr-defined]
     try:
@@ -333,17 +327,18 @@ async def chat_socket(ws: WebSocket) -> None:
         async def writer() -> None:
             while True:
                 try:
-                    event = await _heartbeat_get(sub, rt)
+                    events = await sub.batch()
                 except Resync:
                     await ws.send_json({"type": "resync"})
                     await ws.close(code=CLOSE_RESYNC)
                     return
-                if event is None:
-                    await ws.send_json({"type": "ping"})
-                elif event.type == "typing":
-                    await ws.send_json({"type": "typing", "who": "agent",
-                                        "name": event.payload.get("name")})
-                else:
+                if not events:
+                    await ws.send_text(PING)
+                for event in events:
+                    if event.type == "typing":
+                        await ws.send_json({"type": "typing", "who": "agent",
+                                            "name": event.payload.get("name")})
+                        continue
                     msg = event.payload["message"]
                     if msg["id"] in seen:
                         continue
