@@ -9,7 +9,12 @@ Committed events pass a per-process `Sequencer` first, so subscribers receive th
 seq order with no gap (a gap is filled from the event log once per process, not once
 per socket); ephemeral ones (typing, viewing, hints) go straight through. Then routing
 (`inbox.routing`): each event goes to the subscribers listed under its topics only, and
-an agent's `Watch` decides on those.
+an agent's `Watch` decides on those. The router's states are reloaded from the database
+at start and after every `resync_all` (`inbox.route_states.Reloader`).
+
+Per delivered frame the hub does a filter and a deque append; the socket's writer wakes
+once for everything queued meanwhile (`Subscription.batch`), and heartbeats come from
+one timer per process, not one per socket per wait.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from inbox.events import EventOut
-from inbox.route_states import WARM_LIMIT, ReadStates
+from inbox.route_states import WARM_LIMIT, ReadStates, Reloader
 from inbox.routing import (
     ALL,
     EPHEMERAL,
@@ -198,11 +203,7 @@ class Hub:
         self.states = StateTracker()
         self.sequencer = Sequencer(self._fan_out, fetch=fetch)
         self.considered = 0  # subscriptions asked about an event, summed (routing cost)
-        self.warm_limit = warm_limit
-        self._read_states: ReadStates | None = None
-        self._reloading: asyncio.Task[None] | None = None
-        self._generation = 0
-        self.reloads = 0  # routing states reloaded from the database (start, each resync)
+        self.reloader = Reloader(self.states, self.sequencer, limit=warm_limit)
         self._beating: set[Subscription] = set()  # subscriptions with a heartbeat
         self._beat_timer: asyncio.TimerHandle | None = None
         self._beat_period = 0.0
@@ -210,58 +211,25 @@ class Hub:
     def use_log(self, fetch: Fetch, *, states: ReadStates | None = None) -> None:
         """Let the sequencer read gaps from the event log (`fetch(after, upto)`) and,
         with `states`, reload routing states from the database now and after every
-        `resync_all` (see `reload_states`)."""
+        `resync_all` (`Reloader`)."""
         self.sequencer.fetch = fetch
         if states is not None:
-            self._read_states = states
-            self._spawn_reload()
-
-    def _spawn_reload(self) -> None:
-        if self._read_states is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a synchronous caller): routing stays conservative
-            return
-        if self._reloading is not None:
-            self._reloading.cancel()
-        self._generation += 1
-        self.sequencer.pause()  # from now: nothing routed before the states are in
-        self._reloading = loop.create_task(self._reload(self._generation))
+            self.reloader.read = states
+            self.reloader.spawn()
 
     async def reload_states(self) -> None:
-        """Read the stored view states of the `warm_limit` most recently active
-        conversations, as of a seq S (one snapshot), into the routing state, then release
-        events again from S+1 on (held meanwhile, gaps read from the log), so each event
-        after S has a known "previous" and goes to the sockets whose views it concerns,
-        not to every watcher. Older conversations stay unknown (their next event goes to
-        every watcher once). A failed read leaves routing conservative, never stalled."""
-        self._generation += 1
-        await self._reload(self._generation)
-
-    async def _reload(self, generation: int) -> None:
-        assert self._read_states is not None
-        self.sequencer.pause()
-        as_of: int | None = None
-        try:
-            as_of, states = await self._read_states(self.warm_limit)
-            self.states.warm(states, as_of=as_of)
-            self.reloads += 1
-        except asyncio.CancelledError:
-            as_of = None
-            raise
-        except Exception:  # an optimisation: without it events go to every watcher once
-            as_of = None
-            log.exception("reading conversation states for routing failed")
-        finally:
-            if generation == self._generation:  # not superseded by a later reload
-                self._reloading = None
-                self.sequencer.resume(at=None if as_of is None else as_of + 1)
+        """Reload the routing states from the database now (`Reloader.reload`)."""
+        await self.reloader.reload()
 
     @property
     def reloading(self) -> bool:
         """Whether routing states are being read (events are held meanwhile)."""
-        return self._reloading is not None
+        return self.reloader.running
+
+    @property
+    def reloads(self) -> int:
+        """How often routing states were read from the database."""
+        return self.reloader.reloads
 
     @property
     def reads_log(self) -> bool:
@@ -370,7 +338,7 @@ class Hub:
         self.states.clear()
         for sub in list(self._subscribers):
             sub.force_resync()
-        self._spawn_reload()
+        self.reloader.spawn()
 
     @property
     def subscriber_count(self) -> int:

@@ -161,7 +161,7 @@ async def test_after_a_resync_states_are_reloaded_and_events_after_them_routed_b
     # conversation 5 was never in agent 7's view, so 7 is not told of it.
     assert drain(everything) == [12]
     assert drain(mine) == []
-    assert reads == [hub.warm_limit, hub.warm_limit] and hub.reloads == 2
+    assert reads == [hub.reloader.limit] * 2 and hub.reloads == 2
     assert log.reads == 1 and hub.sequencer.skipped == 1
 
 
@@ -177,3 +177,18 @@ async def test_an_event_older_than_the_reloaded_states_changes_nothing_and_reach
     hub.deliver(event(12, conversation_id=5, assignee_id=8))  # given to agent 8
     assert drain(mine) == [12]
     assert hub.sequencer.late == 1
+
+
+async def test_a_state_read_that_hangs_holds_events_no_longer_than_the_reload_timeout() -> None:
+    async def hangs(limit: int) -> tuple[int, list[tuple[int, ViewState]]]:
+        await asyncio.sleep(60)
+        return 0, []
+
+    hub = Hub()
+    hub.reloader.timeout = 0.05
+    sub = hub.subscribe()
+    hub.use_log(Log([]).fetch, states=hangs)
+    hub.deliver(event(1, status="open"))
+    assert drain(sub) == []  # held while the states are read
+    await asyncio.sleep(0.2)
+    assert drain(sub) == [1] and not hub.reloading and hub.reloads == 0
