@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -36,7 +35,7 @@ from web import migrate
 from web.errors import HANDLERS
 from web.mail_services import start_mail_services
 from web.webchat_fallback import email_fallback
-from web.middleware import SecurityHeaders
+from web.middleware import SecurityHeaders, SessionsExcept
 from web.routes import api, canned, compose, demo_sink, faq, media, merge, orders, pages, realtime, webhooks
 from web.static_paths import STATIC_DIR
 
@@ -123,8 +122,8 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
     ]
     middleware = [
         Middleware(SecurityHeaders),
-        Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="inbox_session",
-                   max_age=12 * 3600, same_site="lax",
+        Middleware(SessionsExcept, skip=("/webhooks/",), secret_key=settings.secret_key,
+                   session_cookie="inbox_session", max_age=12 * 3600, same_site="lax",
                    https_only=settings.public_url.startswith("https://")),
     ]
     app = Starlette(routes=routes, middleware=middleware, exception_handlers=HANDLERS,

@@ -1,7 +1,11 @@
-"""Pure ASGI middleware: security headers on every HTTP response."""
+"""Pure ASGI middleware: security headers on every HTTP response; sessions except where
+no browser comes (provider webhooks)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _HEADERS = [
@@ -42,3 +46,23 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class SessionsExcept:
+    """Starlette's `SessionMiddleware`, except on paths starting with one of `skip`.
+
+    Provider webhooks carry no session cookie and read no session: for them the cookie
+    parsing and the wrapped `send` are pure cost (the busiest path of all). A handler
+    there that touched `request.session` would fail loudly (no session installed).
+    """
+
+    def __init__(self, app: ASGIApp, *, skip: tuple[str, ...], **options: Any) -> None:
+        self.app = app
+        self.skip = skip
+        self.sessions = SessionMiddleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.skip):
+            await self.app(scope, receive, send)
+        else:
+            await self.sessions(scope, receive, send)
