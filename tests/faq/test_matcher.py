@@ -433,3 +433,15 @@ def test_confidence_with_size_columns_folded_in_equals_the_reference(size: int) 
             assert matcher_mod._sized_confidence(x, size) == pytest.approx(
                 matcher_mod._confidence(x), abs=1e-12
             )
+
+
+def test_an_edit_after_matching_gives_the_same_answers_as_a_fresh_build() -> None:
+    # Per-message caches (gram weights, entry norms) must not outlive an edit.
+    m = Matcher(FEATURE_DOCS)
+    texts = ("topup my acount", "when is my oil change", "zyxw qwvu refund")
+    before = [m.match(t) for t in texts]
+    extra = FaqDoc("odd", "zyxw qwvu refund", ("refund for zyxw",))
+    m.upsert(extra)
+    assert [m.match(t) for t in texts] == [Matcher([*FEATURE_DOCS, extra]).match(t) for t in texts]
+    m.remove("odd")
+    assert [m.match(t) for t in texts] == before
