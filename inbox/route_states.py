@@ -89,7 +89,6 @@ class Reloader:
         self.timeout = timeout
         self.reloads = 0  # reads that succeeded
         self._task: asyncio.Task[None] | None = None
-        self._generation = 0
 
     @property
     def running(self) -> bool:
@@ -107,9 +106,8 @@ class Reloader:
             return
         if self._task is not None:
             self._task.cancel()
-        self._generation += 1
         self.sequencer.pause()  # from now: nothing routed before the states are in
-        self._task = loop.create_task(self._reload(self._generation))
+        self._task = loop.create_task(self._reload())
 
     async def reload(self) -> None:
         """Read the stored view states of the `limit` most recently active conversations,
@@ -117,13 +115,13 @@ class Reloader:
         S+1 on (held meanwhile, gaps read from the log), so each event after S has a
         known "previous" and goes to the sockets whose views it concerns, not to every
         watcher. A failed or slow (`timeout`) read leaves routing conservative, never
-        stalled."""
-        self._generation += 1
-        await self._reload(self._generation)
+        stalled. Returns when done (or superseded by a later reload)."""
+        self.spawn()
+        if self._task is not None:
+            await asyncio.wait({self._task})
 
-    async def _reload(self, generation: int) -> None:
+    async def _reload(self) -> None:
         assert self.read is not None
-        self.sequencer.pause()
         as_of: int | None = None
         try:
             async with asyncio.timeout(self.timeout):
@@ -138,6 +136,6 @@ class Reloader:
             log.exception("reading conversation states for routing failed (or took over %s s)",
                           self.timeout)
         finally:
-            if generation == self._generation:  # not superseded by a later reload
+            if self._task is asyncio.current_task():  # not superseded by a later reload
                 self._task = None
                 self.sequencer.resume(at=None if as_of is None else as_of + 1)
