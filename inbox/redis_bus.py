@@ -16,7 +16,7 @@ import json
 import logging
 import random
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import redis.asyncio as aioredis
 
@@ -48,8 +48,11 @@ def channel_for(url: str) -> str:
     """The bus channel of the deployment at `url`: one per Redis database number, since
     pub/sub channels are shared by every database of a server (two deployments told
     apart by `/N` would otherwise receive each other's events)."""
-    db = urlsplit(url).path.strip("/") or "0"
-    return f"{CHANNEL}:{db}"
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", [""])[0]
+    if not db and parts.scheme != "unix":  # redis://host:port/N (unix://PATH?db=N)
+        db = parts.path.strip("/")
+    return f"{CHANNEL}:{db or '0'}"
 
 
 class RedisBus:
