@@ -511,6 +511,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         mode=args.mode, agents=args.agents, conns=args.conns, rate=args.rate,
         duration_s=end - start, sent=len(sent) - measured_from, acked=len(acked),
         acked_measured=len(measured), statuses=statuses, errors=errors,
+        # A customer's first message (a new contact and conversation, and the FAQ bot's
+        # hand-over): the first `senders` numbers of a block (see Messages.request).
+        first_messages=sum(1 for n in measured if n % 1_000_000 < args.senders),
         throughput=len(measured) / span, ack_p50_ms=percentile(ack_ms, 50),
         ack_p99_ms=percentile(ack_ms, 99), lat_p50_ms=percentile(lat, 50),
         lat_p90_ms=percentile(lat, 90), lat_p99_ms=percentile(lat, 99),
