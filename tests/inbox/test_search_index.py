@@ -306,3 +306,14 @@ async def test_store_list_conversations_searches_with_filters_and_cursor(rt: Run
                                               before=(page[-1].last_activity_at, page[-1].id or 0))
         assert [c.id for c in rest] == ids[::-1][2:]
         assert await store.list_conversations(session, search="warranty", status="resolved") == []
+
+
+async def test_a_two_character_search_is_not_offered_the_trigram_index(rt: Runtime, backend: str) -> None:
+    # No trigram to look up: PostgreSQL's planner still took the pg_trgm index for
+    # LIKE '%zq%' and rechecked every row. Even with sequential scans discouraged, the
+    # short search must leave the index alone (and SQLite must not ask FTS5).
+    for i in range(30):
+        await pipeline.ingest(rt, sms(f"Where is my order number {i}?", sender=f"+1555010{i:04d}"))
+    plans = "\n".join(await _plans(rt, "zq", backend))
+    assert "trgm" not in plans and "_fts" not in plans
+    assert await conversations(rt, "zq") == []
