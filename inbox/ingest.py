@@ -181,7 +181,10 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
     plan = _store(rt, inbound, value, known_new=known_new, window=window, dialect=dialect)
     if inbound.channel != "email" and sqlrun.one_hop_capable(rt.engine):
         # Email threading reads through the ORM (`_email_candidate`): not in one hop.
-        return await sqlrun.run_one_hop(rt.engine, plan)
+        try:
+            return await sqlrun.run_one_hop(rt.engine, plan)
+        except sqlrun.NotOneHop:
+            pass  # raised before the plan started: it runs below instead
     async with rt.engine.begin() as conn:
         tx = _Tx(conn)
         try:

@@ -36,6 +36,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from inbox.db import _ONE_HOP_FITS as ONE_HOP_FITS
 from inbox.db import _OneHopConnection
 
 T = TypeVar("T")
@@ -85,8 +86,11 @@ async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
 
 
 def one_hop_capable(engine: AsyncEngine) -> bool:
-    """Whether `run_one_hop` can run plans on this engine (SQLite through aiosqlite)."""
-    return engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
+    """Whether `run_one_hop` may run plans on this engine: SQLite through aiosqlite, with
+    the one-hop connection `inbox.db.make_engine` sets up when aiosqlite allows it (an
+    engine made otherwise makes `run_one_hop` raise `NotOneHop`)."""
+    return (engine.dialect.name == "sqlite" and engine.dialect.driver == "aiosqlite"
+            and ONE_HOP_FITS)
 
 
 class NotOneHop(RuntimeError):

@@ -9,6 +9,7 @@ the behaviour that the shortcuts must keep.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -16,15 +17,21 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from faq import store as faq_store
 from inbox import pipeline
 from inbox import store as inbox_store
+from inbox.bus import LocalBus
+from inbox.db import make_sessionmaker
 from inbox.events import EventOut
+from inbox.hub import Hub
 from inbox.models import Conversation
 from inbox.runtime import Runtime
 from inbox.types import FLAG_OPT_OUT, utcnow
+from tests.conftest import make_settings
+
 # `frt`: a runtime with the FAQ responder wired and the shop FAQ loaded (a fixture).
 from tests.faq.test_responder import frt  # noqa: F401
 from tests.inbox.test_pipeline import conversation, count, sms
@@ -339,3 +346,24 @@ async def test_a_follow_up_counts_unread_in_the_database_not_from_its_read(rt: R
     assert created["conversation"]["unread_count"] == 2
     assert created["conversation"]["last_message"]["id"] == second.message_id
     assert (await conversation(rt, first.conversation_id)).unread_count == 2
+
+
+async def test_ingest_on_an_engine_without_the_one_hop_connection_runs_statement_by_statement(
+    tmp_path: Any, sqlite_template: Any,
+) -> None:
+    # An engine made without `make_engine`'s one-hop SQLite connection (or an aiosqlite
+    # release without the internals it needs) still ingests, through SQLAlchemy.
+    path = tmp_path / "plain.db"
+    shutil.copyfile(sqlite_template, path)
+    url = f"sqlite+aiosqlite:///{path}"
+    engine = create_async_engine(url)
+    hub = Hub()
+    rt = Runtime(settings=make_settings(url), engine=engine, sessions=make_sessionmaker(engine),
+                 hub=hub, bus=LocalBus(hub))
+    try:
+        first = await pipeline.ingest(rt, sms("hello", sender="+15550107030"))
+        again = await pipeline.ingest(rt, sms("again", sender="+15550107030"))
+        assert again.conversation_id == first.conversation_id and not again.duplicate
+        assert (await conversation(rt, first.conversation_id)).unread_count == 2
+    finally:
+        await engine.dispose()
