@@ -639,9 +639,13 @@ class Matcher:
         centroid = num / (qnorm * entry.norm) if entry.norm > 0.0 else 0.0
         if missing < 0.0:
             missing = 0.0
-        # Query likelihood (Zhai & Lafferty 2001, Dirichlet prior): per known message
-        # term log((tf + mu pc) / ((tlen + mu) pc)) = log(mu / (tlen + mu)) +
-        # log1p(tf / (mu pc)); the first part is the same for every term.
+        # Query likelihood of the message under the entry's term distribution with
+        # Dirichlet smoothing (Zhai & Lafferty 2001), as log-odds against the whole
+        # FAQ's distribution, averaged over the message's terms. Unlike the cosines it
+        # rewards entries where the message's terms recur in many phrasings and
+        # penalises long entries that happen to contain a term once. Per known
+        # message term: log((tf + mu pc) / ((tlen + mu) pc)) = log(mu / (tlen + mu))
+        # + log1p(tf / (mu pc)); the first part is the same for every term.
         likelihood = (lik + q.nknown * entry.lmu) / q.nweights if q.nknown else 0.0
         return (
             best_cos, centroid, coverage, second_cos, phr_cover, q.nterms,
