@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from inbox.db import _ONE_HOP_FITS as ONE_HOP_FITS
 from inbox.db import _OneHopConnection
@@ -75,14 +76,25 @@ async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
     """Run `plan` and commit (roll back when it raises) in one call on the SQLite
     connection's thread. Raises `NotOneHop` (before running anything) when the engine's
     connection is not the one-hop aiosqlite one (`one_hop_capable` says beforehand)."""
-    async with engine.connect() as conn:
-        fairy = await conn.get_raw_connection()
+    if engine.sync_engine._has_events:
+        # Someone listens to statements (tests, tracing): give them a Connection.
+        async with engine.connect() as conn:
+            fairy = await conn.get_raw_connection()
+            driver = fairy.driver_connection
+            if not isinstance(driver, _OneHopConnection):
+                raise NotOneHop(type(driver).__name__)
+            sync_conn = conn.sync_connection
+            assert sync_conn is not None
+            return await driver._execute(_in_thread, driver._conn, sync_conn, plan)
+    # Straight from the pool: no Connection, result or transaction objects around it.
+    fairy = await engine.raw_connection()
+    try:
         driver = fairy.driver_connection
         if not isinstance(driver, _OneHopConnection):
             raise NotOneHop(type(driver).__name__)
-        sync_conn = conn.sync_connection
-        assert sync_conn is not None
-        return await driver._execute(_in_thread, driver._conn, sync_conn, plan)
+        return await driver._execute(_in_thread, driver._conn, engine.sync_engine, plan)
+    finally:
+        await greenlet_spawn(fairy.close)
 
 
 def one_hop_capable(engine: AsyncEngine) -> bool:
@@ -97,9 +109,10 @@ class NotOneHop(RuntimeError):
     """The engine's connections cannot run a plan in one hop."""
 
 
-def _in_thread(raw: sqlite3.Connection, sync_conn: Connection, plan: Plan[T]) -> T:
+def _in_thread(raw: sqlite3.Connection, sync_conn: Connection | Engine, plan: Plan[T]) -> T:
     dialect = sync_conn.dialect
-    events = sync_conn._has_events or sync_conn.engine._has_events
+    events = isinstance(sync_conn, Connection) and (sync_conn._has_events
+                                                    or sync_conn.engine._has_events)
     answer: Any = None
     if raw.isolation_level is None and not raw.in_transaction:
         raw.execute("BEGIN")  # autocommit mode: the plan's statements commit together
@@ -112,11 +125,11 @@ def _in_thread(raw: sqlite3.Connection, sync_conn: Connection, plan: Plan[T]) ->
                 break
             if not isinstance(request, Query):
                 raise TypeError(f"a one-hop plan yields Query only, not {request!r}")
-            answer = _execute(raw, sync_conn if events else None, dialect, request)
+            answer = _execute(raw, sync_conn if events else None, dialect, request)  # type: ignore[arg-type]
         if raw.in_transaction:
             raw.commit()
             if events:
-                sync_conn.dispatch.commit(sync_conn)
+                sync_conn.dispatch.commit(sync_conn)  # type: ignore[arg-type]
         return result
     except BaseException:
         if raw.in_transaction:
