@@ -23,7 +23,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.orm import aliased
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import search as search_clauses
@@ -147,45 +146,6 @@ async def find_identity(session: AsyncSession, *, kind: str, value: str) -> Iden
     return result.scalars().first()
 
 
-@functools.cache
-def _identity_query(with_thread: bool) -> Any:
-    # Built once: composing this select (an alias, a correlated subquery) costs more
-    # CPU than running it.
-    query = (
-        select(Identity, Contact)
-        .join(Contact, Contact.id == Identity.contact_id)  # type: ignore[arg-type]
-        .where(Identity.kind == bindparam("kind"), Identity.value == bindparam("value"))
-    )
-    if with_thread:
-        other = aliased(Conversation)
-        newest = (
-            select(func.max(other.id))
-            .where(other.contact_id == Identity.contact_id,
-                   other.channel == bindparam("channel"),
-                   other.thread_key == bindparam("thread_key"))
-            .scalar_subquery()
-        )
-        query = query.add_columns(Conversation).outerjoin(Conversation, Conversation.id == newest)  # type: ignore[arg-type]
-    return query
-
-
-async def identity_with_contact(
-    session: AsyncSession, *, kind: str, value: str, channel: str | None = None,
-    thread_key: str = "",
-) -> tuple[Identity, Contact, Conversation | None] | None:
-    """The identity with this canonical value and its contact (as stored: merges not
-    followed), and with `channel` the contact's newest conversation on that channel
-    thread (`latest_conversation`): one round trip instead of three."""
-    params: dict[str, Any] = {"kind": kind, "value": value}
-    if channel is not None:
-        params.update(channel=channel, thread_key=thread_key)
-    result = await session.exec(_identity_query(channel is not None), params=params)  # type: ignore[call-overload]
-    row = result.first()
-    if row is None:
-        return None
-    return row[0], row[1], row[2] if channel is not None else None
-
-
 async def create_contact_with_identity(
     session: AsyncSession, *, kind: str, value: str, raw: str | None, name: str | None
 ) -> tuple[Contact, Identity]:
@@ -218,23 +178,6 @@ async def message_by_provider_id(
         select(Message).where(
             Message.channel == channel, Message.provider_message_id == provider_message_id
         )
-    )
-    return result.scalars().first()
-
-
-async def latest_conversation(
-    session: AsyncSession, *, contact_id: int, channel: str, thread_key: str
-) -> Conversation | None:
-    """The newest conversation of this contact on this channel thread."""
-    result = await session.exec(  # type: ignore[call-overload]
-        select(Conversation)
-        .where(
-            Conversation.contact_id == contact_id,
-            Conversation.channel == channel,
-            Conversation.thread_key == thread_key,
-        )
-        .order_by(desc(Conversation.id))
-        .limit(1)
     )
     return result.scalars().first()
 
