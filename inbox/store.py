@@ -150,9 +150,7 @@ async def create_contact_with_identity(
     session: AsyncSession, *, kind: str, value: str, raw: str | None, name: str | None
 ) -> tuple[Contact, Identity]:
     """A new contact owning one new identity (flushed, ids assigned)."""
-    # Timestamps given, not defaulted: pydantic inspects a default factory's signature
-    # on every construction.
-    now = utcnow()
+    now = utcnow()  # one time for both rows
     contact = Contact(name=name, created_at=now, updated_at=now)
     session.add(contact)
     await session.flush()
