@@ -35,6 +35,7 @@ from bench.faq_bench import (
     percentile,
     predictions,
     run_task,
+    sub_faq_queries,
     top1,
 )
 from faq import semantic
@@ -109,12 +110,8 @@ def _dev_rows(tasks: Sequence[Task], encoder: semantic.MiniLMEncoder) -> list[tu
                 docs = random.Random(f"{ti}:{n}:{draw}").sample(task.docs, n)
             ids = {d.id for d in docs}
             m = semantic.SemanticMatcher(docs, encoder=encoder)
-            queries = task.dev
-            if size is not None:
-                inside = [q for q in task.dev if q[1] in ids]
-                outside = [q for q in task.dev if q[1] not in ids]
-                k = min(len(outside), len(inside) // 3)
-                queries = inside + random.Random(f"{ti}:{size}:{draw}:oos").sample(outside, k)
+            queries = (task.dev if size is None
+                       else sub_faq_queries(task, ids, f"{ti}:{size}:{draw}:oos"))
             rows = []
             for text, gold in queries:
                 cids, feats = m.candidates(text, vecs[text])
