@@ -161,14 +161,14 @@ async def reply(
         # human), the state before goes with it: sockets showing the old view hear that
         # it left, whatever this worker's router knows (inbox.routing).
         moved = {"previous": previous} if view_fields(conv) != previous else {}
-        events = [await store.add_event(
-            session, type="message.created", conversation_id=conversation_id,
-            payload={"message": message_out(message), "conversation": summary, **moved})]
-        if changed:
-            events.append(await store.add_event(
-                session, type="conversation.updated", conversation_id=conversation_id,
-                payload={"conversation": summary, **moved}))
         out = message_out(message)
+        items: list[tuple[str, int | None, dict[str, Any]]] = [
+            ("message.created", conversation_id,
+             {"message": out, "conversation": summary, **moved})]
+        if changed:
+            items.append(("conversation.updated", conversation_id,
+                          {"conversation": summary, **moved}))
+        events = await store.add_events(session, items)  # one INSERT for both
     rt.after_commit(events, outbox=not private)
     return out
 
@@ -176,16 +176,28 @@ async def reply(
 async def _check_can_send(
     rt: Runtime, session: AsyncSession, conv: Conversation, *, template: TemplateRef | None
 ) -> None:
+    identity = None
     if conv.identity_id is not None:
         identity = await session.get(Identity, conv.identity_id)
-        # STOP is an SMS rule (carriers enforce it; Twilio error 21610): the same number
-        # can still be answered on WhatsApp, where the customer wrote to us.
-        if identity is not None and identity.opted_out and conv.channel == "sms":
-            raise PolicyRefused(
-                f"{identity.raw or identity.value} has opted out of messages on this channel "
-                "(they can reply START to opt back in)",
-                extra={"reason": "opted_out"},
-            )
+    check_can_send(rt, conv, opted_out=identity is not None and identity.opted_out,
+                   address=(identity.raw or identity.value) if identity is not None else None,
+                   template=template)
+
+
+def check_can_send(rt: Runtime, conv: Any, *, opted_out: bool, address: str | None,
+                   template: TemplateRef | None = None) -> None:
+    """Refuse a message to the customer of `conv` (anything with `channel`, `provider`
+    and `last_customer_at`) that may not go out now: `PolicyRefused` when they opted
+    out (`opted_out`, their `address` named in the error) on SMS, `Conflict` when the
+    channel is not configured or does not allow it now (the WhatsApp window)."""
+    # STOP is an SMS rule (carriers enforce it; Twilio error 21610): the same number
+    # can still be answered on WhatsApp, where the customer wrote to us.
+    if opted_out and conv.channel == "sms":
+        raise PolicyRefused(
+            f"{address or 'the customer'} has opted out of messages on this channel "
+            "(they can reply START to opt back in)",
+            extra={"reason": "opted_out"},
+        )
     connector = rt.connectors.get(conv.provider)
     if connector is None:
         raise Conflict(f"the {conv.provider} channel is not configured on this server",
