@@ -18,9 +18,10 @@ import logging
 from typing import Any
 
 from sqlalchemy import bindparam, func
+from sqlalchemy import select as sa_select
+from sqlalchemy import update as sa_update
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from faq import store
 from faq.policy import SETTLED_BY_EVENT, Decision, Situation, reason_text, screen
@@ -33,6 +34,7 @@ from inbox.errors import InboxError
 from inbox.events import EventOut
 from inbox.models import Conversation, Message
 from inbox.runtime import Runtime
+from inbox.sqlrun import Plan, Query
 
 log = logging.getLogger(__name__)
 
@@ -266,40 +268,50 @@ class FaqResponder:
     async def _hand_over(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
                          decision: Decision, answered: dict[str, Any] | None) -> None:
         conversation_id = conv.id or 0
-
-        async def record(session: AsyncSession) -> None:
-            # In the hand-over's transaction: the entry's feedback count and the
-            # unanswered question commit with the note, or not at all.
-            text = str(message.get("text") or "")
-            question_id = message.get("id")
-            if decision.feedback_entry_id is not None:
-                await store.count_handover_after_answer(session, entry_id=decision.feedback_entry_id)
-                # The unanswered question is the one the rejected answer was for.
-                asked = answered.get("faq_reply_to") if answered else None
-                original = await session.get(Message, asked) if isinstance(asked, int) else None
-                if original is not None and original.text.strip():
-                    text, question_id = original.text, original.id
-            if decision.record and text.strip():
-                # Inserted with the hand-over's note (hand_over flushes right after).
-                await store.record_unanswered(
-                    session, message_id=question_id if isinstance(question_id, int) else None,
-                    conversation_id=conversation_id, text=text, reason=decision.reason,
-                    flush=False)
-
+        text = str(message.get("text") or "")
         try:
             # `conv` as `_situation` found it (read back, or the event's): unless someone
             # changed its status or owner since, the hand-over is one UPDATE and the
-            # inserts, in one transaction.
-            await pipeline.hand_over(rt, conversation_id=conversation_id,
-                                     reason=reason_text(decision.reason), known=conv,
-                                     also=record)
+            # inserts (the note, the unanswered question, the acknowledgement with its
+            # outbox row, the events), in one transaction.
+            await pipeline.hand_over(
+                rt, conversation_id=conversation_id, reason=reason_text(decision.reason),
+                known=conv, also=_record(conversation_id, message, decision, answered),
+                acknowledge=acknowledgement(text) if decision.acknowledge else None,
+                acknowledge_meta={"faq_handover": decision.reason})
         except InboxError as exc:
             log.info("hand-over of conversation %s failed: %s", conversation_id, exc.detail)
-            return
-        if decision.acknowledge:
-            try:
-                await pipeline.reply(rt, conversation_id=conversation_id,
-                                     text=acknowledgement(str(message.get("text") or "")),
-                                     author_kind="bot", meta={"faq_handover": decision.reason})
-            except InboxError as exc:
-                log.info("hand-over acknowledgement refused in %s: %s", conversation_id, exc.detail)
+
+
+def _record(conversation_id: int, message: dict[str, Any], decision: Decision,
+            answered: dict[str, Any] | None) -> Plan[None]:
+    """The responder's rows in the hand-over's transaction: the rejected entry's count
+    and the unanswered question commit with the note, or not at all."""
+    text = str(message.get("text") or "")
+    question_id = message.get("id")
+    if decision.feedback_entry_id is not None:
+        yield Query(_count_rejected(), {"entry_id": decision.feedback_entry_id})
+        # The unanswered question is the one the rejected answer was for.
+        asked = answered.get("faq_reply_to") if answered else None
+        if isinstance(asked, int):
+            (original,) = (yield Query(_message_text(), {"message_id": asked})) or (None,)
+            if original is not None and original.text.strip():
+                text, question_id = original.text, asked
+    if decision.record and text.strip():
+        yield store.unanswered_row(
+            message_id=question_id if isinstance(question_id, int) else None,
+            conversation_id=conversation_id, text=text, reason=decision.reason)
+
+
+@functools.cache
+def _count_rejected() -> Any:
+    # The customer said entry `entry_id`'s answer did not help (store.count_handover_after_answer).
+    table: Any = FaqEntry.__table__
+    return (sa_update(table).where(table.c.id == bindparam("entry_id"))
+            .values(handovers_after_answer=table.c.handovers_after_answer + 1))
+
+
+@functools.cache
+def _message_text() -> Any:
+    table: Any = Message.__table__
+    return sa_select(table.c.text).where(table.c.id == bindparam("message_id"))

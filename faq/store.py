@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, delete, func, text, update
+from sqlalchemy import Column, Index, bindparam, delete, func, insert, text, update
 from sqlmodel import Field, SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox.db import JSONType, UTCDateTime
+from inbox.sqlrun import Query
 from inbox.types import utcnow
 
 OPEN = "resolved_entry_id IS NULL"
@@ -151,14 +153,38 @@ async def record_unanswered(
 ) -> UnansweredQuestion:
     """Remember a message the bot gave to humans, for the editor's unanswered list.
 
-    `flush=False` leaves the row to the caller's next flush (the hand-over's note): one
-    pass of the unit of work less, and the row has no id until then."""
-    row = UnansweredQuestion(message_id=message_id, conversation_id=conversation_id,
-                             text=text[:2000], reason=reason[:50])
+    `flush=False` leaves the row to the caller's next flush: one pass of the unit of work
+    less, and the row has no id until then. (The FAQ responder's hand-over writes it
+    with `unanswered_row` instead, a prebuilt statement in the hand-over's plan.)"""
+    row = UnansweredQuestion(**_unanswered_values(
+        message_id=message_id, conversation_id=conversation_id, text=text, reason=reason))
     session.add(row)
     if flush:
         await session.flush()
     return row
+
+
+def unanswered_row(
+    *, message_id: int | None, conversation_id: int | None, text: str, reason: str,
+) -> Query:
+    """`record_unanswered` as one statement of a plan (`inbox.sqlrun`), no ORM object."""
+    return Query(_insert_unanswered(), _unanswered_values(
+        message_id=message_id, conversation_id=conversation_id, text=text, reason=reason))
+
+
+def _unanswered_values(*, message_id: int | None, conversation_id: int | None, text: str,
+                       reason: str) -> dict[str, Any]:
+    # Every column but the id (the prebuilt INSERT binds each: no column defaults).
+    return {"message_id": message_id, "conversation_id": conversation_id,
+            "text": text[:2000], "reason": reason[:50], "created_at": utcnow(),
+            "resolved_entry_id": None}
+
+
+@functools.cache
+def _insert_unanswered() -> Any:
+    table: Any = UnansweredQuestion.__table__
+    return insert(table).values({c.key: bindparam(c.key, type_=c.type)
+                                 for c in table.columns if c.key != "id"})
 
 
 async def open_unanswered(session: AsyncSession, *, limit: int = 1000) -> list[UnansweredQuestion]:

@@ -3,19 +3,17 @@ and a web-chat visitor's identity. Each is one transaction with its events."""
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam
 from sqlalchemy import update as sa_update
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox import store
-from inbox.errors import BadInput, Conflict, NotFound
+from inbox import ingest_sql as sql
+from inbox import replies, sqlrun, store
+from inbox.errors import BadInput, Conflict, InboxError, NotFound
 from inbox.events import EventOut, view_fields
 from inbox.identity import canonical
 from inbox.ingest import clean_name, contact_event, live_contact
@@ -28,6 +26,7 @@ from inbox.models import (
 )
 from inbox.runtime import Runtime
 from inbox.schemas import conversation_out, message_out
+from inbox.sqlrun import Query
 from inbox.types import (
     utcnow,
 )
@@ -37,16 +36,12 @@ log = logging.getLogger(__name__)
 
 STATUSES = ("open", "pending", "snoozed", "resolved")
 
-# A caller's own writes, run inside a step's transaction (see `hand_over`).
-Extra = Callable[[AsyncSession], Awaitable[object]]
-
 
 # ---------------------------------------------------------------------------- state changes
 
 
 async def _change(
     rt: Runtime, conversation_id: int, mutate: Any, *, system_note: str | None = None,
-    also: Extra | None = None,
 ) -> dict[str, Any]:
     async with rt.sessions() as session, session.begin():
         conv = await session.get(Conversation, conversation_id)
@@ -55,8 +50,6 @@ async def _change(
         previous = view_fields(conv)
         mutate(conv)
         await session.flush()
-        if also is not None:
-            await also(session)
         contact = await session.get(Contact, conv.contact_id)
         summary, events = await _changed(session, conv, previous,
                                          contact.name if contact else None, system_note)
@@ -152,60 +145,116 @@ async def take_over(rt: Runtime, *, conversation_id: int, agent_id: int, by: str
 
 async def hand_over(
     rt: Runtime, *, conversation_id: int, reason: str, known: Conversation | None = None,
-    also: Extra | None = None,
+    also: sqlrun.Plan[Any] | None = None, acknowledge: str | None = None,
+    acknowledge_meta: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The bot gives the conversation to the human queue, saying why (a private note).
+    """The bot gives the conversation to the human queue, saying why (a private note):
+    one transaction of prebuilt statements (`inbox.sqlrun`; on SQLite one hop).
 
-    `also` writes the caller's own rows in the same transaction (the FAQ responder's
-    unanswered-question record), after the conversation's change and before the note
-    is flushed (rows it only adds are inserted with it). `known` is the conversation as the caller read it
-    moments ago: while its status and owner are still those, one UPDATE ... RETURNING
-    changes and re-reads the row (with the contact's name), instead of a SELECT of each
-    and an UPDATE; when they changed, the row is read again as for any other change.
+    `known` is the conversation as the caller read it moments ago: while its status and
+    owner are still those, one guarded UPDATE ... RETURNING changes and re-reads it (with
+    the contact's name); otherwise (or without `known`) it is read first, locked on
+    PostgreSQL. `also` is a plan of the caller's own statements (the FAQ responder's
+    unanswered question), run in the same transaction after the change: they commit with
+    the note or not at all. `acknowledge` is a message for the customer sent by the bot
+    with it (with `acknowledge_meta`), stored with its outbox row like any bot reply;
+    when the channel refuses it (opted out, not configured) the hand-over goes on
+    without it, and says so in the log. Returns the conversation as it ends up.
     """
-    note = f"Handed to a person: {reason}"
-    if known is not None:
-        async with rt.sessions() as session, session.begin():
-            result = await session.exec(_hand_over_update(), params={  # type: ignore[call-overload]
-                "conversation_id": conversation_id, "old_status": known.status,
-                "old_handled_by": known.handled_by,
-                "new_status": "open" if known.status == "resolved" else known.status})
-            row = result.first()
-            if row is not None:
-                conv, contact_name = row
-                # The guard matched, so the view fields before the change were the ones
-                # the caller saw (the UPDATE leaves the assignee and channel alone).
-                previous = {**view_fields(conv), "status": known.status,
-                            "handled_by": known.handled_by}
-                if also is not None:
-                    await also(session)
-                summary, events = await _changed(session, conv, previous, contact_name, note)
-        if row is not None:
-            rt.after_commit(events)
-            return summary
-
-    def mutate(conv: Conversation) -> None:
-        conv.handled_by = "human"
-        if conv.status == "resolved":
-            conv.status = "open"
-
-    return await _change(rt, conversation_id, mutate, system_note=note, also=also)
+    plan = _hand_over_plan(
+        rt, conversation_id=conversation_id, note=f"Handed to a person: {reason}",
+        known=(known.status, known.handled_by) if known is not None else None, also=also,
+        acknowledge=acknowledge, acknowledge_meta=acknowledge_meta,
+        dialect=rt.engine.dialect.name)
+    summary, events, queued = await sqlrun.run(rt.engine, plan)
+    rt.after_commit(events, outbox=queued)
+    return summary
 
 
-@functools.cache
-def _hand_over_update() -> Any:
-    # Built once (bind parameters), like the responder's situation query.
-    contact_name = (select(Contact.name).where(col(Contact.id) == Conversation.contact_id)
-                    .scalar_subquery())
-    return (
-        sa_update(Conversation)
-        .where(col(Conversation.id) == bindparam("conversation_id"),
-               col(Conversation.status) == bindparam("old_status"),
-               col(Conversation.handled_by) == bindparam("old_handled_by"))
-        .values(handled_by="human", status=bindparam("new_status"))
-        .returning(Conversation, contact_name)
-        .execution_options(synchronize_session=False)
-    )
+# Attempts at the guarded UPDATE: the caller's view, then the row as read (and locked).
+_HAND_OVER_ATTEMPTS = 2
+
+
+def _hand_over_plan(
+    rt: Runtime, *, conversation_id: int, note: str, known: tuple[str, str] | None,
+    also: sqlrun.Plan[Any] | None, acknowledge: str | None,
+    acknowledge_meta: dict[str, Any] | None, dialect: str,
+) -> sqlrun.Plan[tuple[dict[str, Any], list[EventOut], bool]]:
+    """`hand_over`'s transaction: (the conversation's summary, its events, whether an
+    outbox row was written)."""
+    for _attempt in range(_HAND_OVER_ATTEMPTS):
+        if known is None:
+            rows = yield Query(sql.conversation_state(dialect), {"conversation_id": conversation_id})
+            if not rows:
+                raise NotFound(f"conversation {conversation_id} does not exist")
+            known = (rows[0].status, rows[0].handled_by)
+        old_status, old_handled_by = known
+        changed = yield Query(sql.hand_over_conversation(), {
+            "conversation_id": conversation_id, "old_status": old_status,
+            "old_handled_by": old_handled_by,
+            "new_status": "open" if old_status == "resolved" else old_status})
+        if changed:
+            break
+        known = None  # changed since it was read: read it again
+    else:
+        raise Conflict("the conversation kept changing while it was handed over; retry")
+    conv = changed[0]
+    # The guard matched, so the view fields before the change were these (the UPDATE
+    # leaves the assignee and channel alone).
+    previous = {**view_fields(conv), "status": old_status, "handled_by": old_handled_by}
+    if also is not None:
+        yield from also
+    now = utcnow()
+    summary = conversation_out(conv, contact_name=conv.contact_name)
+    note_message = yield from _insert_outbound(conv, author_kind="system", text=note,
+                                               private=True, meta={}, now=now, dialect=dialect)
+    items: list[tuple[str, int | None, dict[str, Any]]] = [
+        ("message.created", conv.id, {"message": message_out(note_message),
+                                      "conversation": summary, "previous": previous}),
+        ("conversation.updated", conv.id, {"conversation": summary, "previous": previous}),
+    ]
+    queued = False
+    if acknowledge is not None:
+        try:
+            replies.check_can_send(rt, conv, opted_out=bool(conv.opted_out),
+                                   address=conv.customer_address)
+        except InboxError as exc:
+            log.info("hand-over acknowledgement refused in %s: %s", conv.id, exc.detail)
+        else:
+            # As `replies.reply` stores a bot's reply: the message, its outbox row, one
+            # more bot answer and the activity time, its event.
+            ack = yield from _insert_outbound(conv, author_kind="bot", text=acknowledge,
+                                              private=False, meta=dict(acknowledge_meta or {}),
+                                              now=now, dialect=dialect)
+            yield Query(sql.insert_outbox(), {"message_id": ack.id, "now": now})
+            (conv,) = yield Query(sql.count_bot_message(), {"conversation_id": conv.id, "now": now})
+            summary = conversation_out(conv, contact_name=conv.contact_name, last_message=ack)
+            items.append(("message.created", conv.id,
+                          {"message": message_out(ack), "conversation": summary}))
+            queued = True
+    if dialect == "postgresql":
+        yield Query(store.EVENT_LOCK)  # see store.add_events (after the row's lock, as ingest)
+    statement, params, at = store.event_rows(items)
+    seqs = [row.seq for row in (yield Query(statement, params))]
+    return summary, store.events_out(seqs, items, at), queued
+
+
+def _insert_outbound(
+    conv: Any, *, author_kind: str, text: str, private: bool, meta: dict[str, Any],
+    now: datetime, dialect: str,
+) -> sqlrun.Plan[Any]:
+    """Store an outbound message (a note when `private`, else pending delivery) in `conv`;
+    returns it as `message_out` reads it (no ORM object)."""
+    params: dict[str, Any] = {
+        "conversation_id": conv.id, "channel": conv.channel, "direction": "out",
+        "author_kind": author_kind, "author_agent_id": None, "text": text, "html": None,
+        "attachments": [], "provider_message_id": None, "thread_message_id": None,
+        "delivery_status": None if private else "pending", "error_code": None,
+        "error_text": None, "private": private, "flags": [], "meta": meta, "raw": {},
+        "created_at": now,
+    }
+    (row,) = yield Query(sql.insert_message(dialect), params)
+    return SimpleNamespace(id=row.id, **params)
 
 
 async def split_message(rt: Runtime, *, message_id: int, by: str | None = None) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""The statements of ingest's hot path (SQLAlchemy Core), each composed once per process.
+"""The statements of the hot paths (SQLAlchemy Core), each composed once per process:
+ingest's, and the bot's hand-over that follows a customer's first message.
 
 A follow-up message takes four statements (the sender's read, the conversation's
 UPDATE ... RETURNING, the message's INSERT, the event's INSERT) and a customer's first
-message six. Through the ORM each cost 200-300 us of CPU besides running it (object
-construction and validation, the unit of work, the identity map): more than SQLite
-spends on it. Here they are plain statements with bind parameters; the engine caches
-their compiled SQL, and no ORM object is built on the way.
+message six; the FAQ bot's hand-over four (the conversation's UPDATE ... RETURNING, the
+note's and the unanswered question's INSERTs, the events' INSERT). Through the ORM each
+cost 200-300 us of CPU besides running it (object construction and validation, the unit
+of work, the identity map): more than SQLite spends on it. Here they are plain
+statements with bind parameters; the engine caches their compiled SQL, and no ORM
+object is built on the way.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from inbox.models import Contact, Conversation, Identity, Message, StoredFile
+from inbox.models import Contact, Conversation, Identity, Message, OutboxRow, StoredFile
 
 contact: Any = Contact.__table__
 identity: Any = Identity.__table__
 conversation: Any = Conversation.__table__
 message: Any = Message.__table__
 stored_file: Any = StoredFile.__table__
+outbox: Any = OutboxRow.__table__
 
 
 def _param(name: str, column: Any) -> Any:
@@ -215,3 +219,61 @@ def identities_of() -> Any:
                    identity.c.opted_out)
             .where(identity.c.contact_id == bindparam("contact_id"))
             .order_by(identity.c.id))
+
+
+# ---------------------------------------------------------------------------- hand-over
+
+
+@functools.cache
+def conversation_state(dialect: str) -> Any:
+    """A conversation's (`conversation_id`) status and handled_by; on PostgreSQL its row
+    stays locked until the transaction ends (the guarded UPDATE after it cannot miss)."""
+    query = select(conversation.c.status, conversation.c.handled_by).where(
+        conversation.c.id == bindparam("conversation_id"))
+    return query.with_for_update() if dialect == "postgresql" else query
+
+
+def _contact_name() -> Any:
+    return (select(contact.c.name).where(contact.c.id == conversation.c.contact_id)
+            .scalar_subquery().label("contact_name"))
+
+
+@functools.cache
+def hand_over_conversation() -> Any:
+    """Give conversation `conversation_id` to people while its status is still
+    `old_status` and it is still handled by `old_handled_by`: handled by a human, status
+    `new_status`. RETURNING the whole row, its contact's name (`contact_name`) and
+    whether its identity opted out (`opted_out`; None without one). No row: the status
+    or owner changed since they were read."""
+    opted_out = (select(identity.c.opted_out).where(identity.c.id == conversation.c.identity_id)
+                 .scalar_subquery().label("opted_out"))
+    return (
+        update(conversation)
+        .where(conversation.c.id == bindparam("conversation_id"),
+               conversation.c.status == bindparam("old_status"),
+               conversation.c.handled_by == bindparam("old_handled_by"))
+        .values(handled_by="human", status=_param("new_status", conversation.c.status))
+        .returning(*conversation.c, _contact_name(), opted_out)
+    )
+
+
+@functools.cache
+def count_bot_message() -> Any:
+    """The bot said something in conversation `conversation_id` at `now`: one more bot
+    answer, activity then. RETURNING the whole row and its contact's name."""
+    return (
+        update(conversation)
+        .where(conversation.c.id == bindparam("conversation_id"))
+        .values(bot_answers=conversation.c.bot_answers + 1,
+                last_activity_at=_param("now", conversation.c.last_activity_at))
+        .returning(*conversation.c, _contact_name())
+    )
+
+
+@functools.cache
+def insert_outbox() -> Any:
+    """A message's (`message_id`) outbox row, due at `now`."""
+    now = _param("now", outbox.c.next_attempt_at)
+    return insert(outbox).values(
+        message_id=_param("message_id", outbox.c.message_id), state="pending", attempts=0,
+        next_attempt_at=now, lease_until=None, last_error=None, created_at=now, updated_at=now)

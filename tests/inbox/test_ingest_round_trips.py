@@ -12,29 +12,30 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import create_async_engine
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from faq import store as faq_store
 from inbox import pipeline
 from inbox import store as inbox_store
 from inbox.bus import LocalBus
 from inbox.db import make_sessionmaker
+from inbox.errors import NotFound
 from inbox.events import EventOut
 from inbox.hub import Hub
-from inbox.models import Conversation
+from inbox.models import Conversation, OutboxRow
 from inbox.runtime import Runtime
+from inbox.sqlrun import Plan
 from inbox.types import FLAG_OPT_OUT, utcnow
 from tests.conftest import make_settings
 
 # `frt`: a runtime with the FAQ responder wired and the shop FAQ loaded (a fixture).
 from tests.faq.test_responder import frt  # noqa: F401
-from tests.inbox.test_pipeline import conversation, count, sms
+from tests.inbox.test_pipeline import conversation, count, rows, sms
 
 
 @contextmanager
@@ -201,6 +202,11 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
     assert len(done) == 2
     assert sum(s.lstrip().upper().startswith("UPDATE") for s in rest) == 1
     assert sum(s.lstrip().upper().startswith("SELECT CONVERSATION") for s in rest) == 0
+    # The hand-over's own statements, prebuilt (inbox.ingest_sql), in this order.
+    hand_over = [s for s in rest[6 + _lock(frt):] if "advisory" not in s]
+    assert [_verb_and_table(s) for s in hand_over] == [
+        ("UPDATE", "conversation"), ("INSERT", "faq_unanswered"), ("INSERT", "message"),
+        ("INSERT", "event")], hand_over
 
     cid = result.conversation_id
     conv = await conversation(frt, cid)
@@ -222,6 +228,107 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
         assert payload["conversation"]["handled_by"] == "human"
         assert payload["conversation"]["unread_count"] == 1
         assert payload["conversation"]["contact_name"] is None
+
+
+def _verb_and_table(statement: str) -> tuple[str, str]:
+    words = statement.split()
+    verb = words[0].upper()
+    table = words[2] if verb == "INSERT" else words[1]
+    return verb, table.strip('"')
+
+
+async def test_request_for_a_person_is_handed_over_with_its_acknowledgement_in_one_transaction(
+    frt: Runtime,
+) -> None:
+    """The hand-over, the unanswered question and the acknowledgement with its outbox row
+    commit together: 7 statements and one commit after ingest's (17 and two before)."""
+    await pipeline.ingest(frt, sms("Can I paint my fence purple?", sender="+15550107040"))
+    await frt.drain()
+    with statements(frt) as seen, commits(frt) as done:
+        result = await pipeline.ingest(frt, sms("I want to talk to a human",
+                                                sender="+15550107041"))
+        await frt.drain()
+    rest = [s for s in seen if "FROM faq_entry" not in s and "advisory" not in s]
+    assert [_verb_and_table(s) for s in rest[6:]] == [
+        ("UPDATE", "conversation"), ("INSERT", "faq_unanswered"), ("INSERT", "message"),
+        ("INSERT", "message"), ("INSERT", "outbox"), ("UPDATE", "conversation"),
+        ("INSERT", "event")], rest
+    assert len(done) == 2
+
+    cid = result.conversation_id
+    conv = await conversation(frt, cid)
+    assert (conv.handled_by, conv.status, conv.bot_answers) == ("human", "open", 1)
+    events = await _events(frt, cid)
+    assert [e.type for e in events] == ["conversation.created", "message.created",
+                                        "message.created", "conversation.updated",
+                                        "message.created"]
+    note, updated, ack = (e.payload for e in events[2:])
+    assert note["message"]["author"] == "system" and note["message"]["private"] is True
+    assert updated["previous"]["handled_by"] == "bot" and "previous" not in ack
+    assert ack["message"]["author"] == "bot" and ack["message"]["private"] is False
+    assert ack["message"]["delivery_status"] == "pending"
+    assert ack["message"]["meta"] == {"faq_handover": "wants_human"}
+    assert ack["conversation"]["last_message"]["id"] == ack["message"]["id"]
+    assert ack["conversation"]["handled_by"] == "human"
+    assert conv.last_activity_at == datetime.fromisoformat(ack["message"]["created_at"])
+    outbox = await rows(frt, OutboxRow)
+    assert [(r.message_id, r.state, r.attempts) for r in outbox] == [
+        (ack["message"]["id"], "pending", 0)]
+    async with frt.sessions() as session:
+        questions = await faq_store.open_unanswered(session)
+    assert [(q.text, q.reason, q.message_id) for q in questions][:1] == [
+        ("I want to talk to a human", "wants_human", result.message_id)]
+
+
+async def test_acknowledgement_the_channel_refuses_leaves_the_hand_over_standing(
+    frt: Runtime,
+) -> None:
+    # An SMS customer who opted out asks for a person: handed over and recorded, but no
+    # message goes to them (and nothing waits in the outbox).
+    await pipeline.ingest(frt, sms("STOP", sender="+15550107042", flags=frozenset({FLAG_OPT_OUT})))
+    await frt.drain()
+    later = await pipeline.ingest(frt, sms("I want to talk to a human", sender="+15550107042"))
+    await frt.drain()
+    conv = await conversation(frt, later.conversation_id)
+    assert (conv.handled_by, conv.bot_answers) == ("human", 0)
+    events = await _events(frt, later.conversation_id)
+    assert [e.type for e in events][-2:] == ["message.created", "conversation.updated"]
+    assert events[-2].payload["message"]["author"] == "system"
+    assert await count(frt, OutboxRow) == 0
+    assert await count(frt, faq_store.UnansweredQuestion) == 1
+
+
+async def test_hand_over_without_the_callers_view_reads_the_conversation_first(
+    rt: Runtime,
+) -> None:
+    first = await pipeline.ingest(rt, sms("hello", sender="+15550107043"))
+    await pipeline.set_status(rt, conversation_id=first.conversation_id, status="pending")
+    summary = await pipeline.hand_over(rt, conversation_id=first.conversation_id,
+                                       reason="testing")
+    assert (summary["status"], summary["handled_by"]) == ("pending", "human")
+    events = await _events(rt, first.conversation_id)
+    assert events[-1].payload["previous"] == {"status": "pending", "assignee_id": None,
+                                              "channel": "sms", "handled_by": "bot"}
+    with pytest.raises(NotFound):
+        await pipeline.hand_over(rt, conversation_id=first.conversation_id + 1000,
+                                 reason="testing")
+
+
+async def test_agent_reply_that_takes_the_conversation_writes_both_events_in_one_insert(
+    frt: Runtime,
+) -> None:
+    first = await pipeline.ingest(frt, sms("hi", sender="+15550107044"))  # small talk
+    await frt.drain()
+    with statements(frt) as seen:
+        await pipeline.reply(frt, conversation_id=first.conversation_id, text="On it",
+                             author_kind="agent")
+    assert sum(s.lstrip().upper().startswith("INSERT INTO EVENT") for s in seen) == 1, seen
+    events = await _events(frt, first.conversation_id)
+    assert [e.type for e in events[-2:]] == ["message.created", "conversation.updated"]
+    assert events[-1].seq == events[-2].seq + 1  # type: ignore[operator]
+    for written in events[-2:]:
+        assert written.payload["previous"]["handled_by"] == "bot"
+        assert written.payload["conversation"]["handled_by"] == "human"
 
 
 async def test_hand_over_of_a_resolved_conversation_reopens_it_in_one_update(rt: Runtime) -> None:
@@ -247,16 +354,17 @@ async def test_hand_over_reads_the_conversation_again_when_it_changed_since_the_
     await pipeline.set_status(rt, conversation_id=first.conversation_id, status="pending")
     written: list[str] = []
 
-    async def also(session: AsyncSession) -> None:
-        await faq_store.record_unanswered(session, message_id=first.message_id,
-                                          conversation_id=first.conversation_id,
-                                          text="hello", reason="testing")
+    def also() -> Plan[None]:
+        yield faq_store.unanswered_row(message_id=first.message_id,
+                                       conversation_id=first.conversation_id,
+                                       text="hello", reason="testing")
         written.append("unanswered")
 
     summary = await pipeline.hand_over(rt, conversation_id=first.conversation_id,
-                                       reason="testing", known=known, also=also)
+                                       reason="testing", known=known, also=also())
     assert (summary["status"], summary["handled_by"]) == ("pending", "human")
     assert written == ["unanswered"]
+    assert await count(rt, faq_store.UnansweredQuestion) == 1
     events = await _events(rt, first.conversation_id)
     assert [e.type for e in events[-2:]] == ["message.created", "conversation.updated"]
     # "previous" is the state the hand-over changed, not the caller's older view.
@@ -267,15 +375,15 @@ async def test_hand_over_and_the_callers_rows_commit_together_or_not_at_all(rt: 
     first = await pipeline.ingest(rt, sms("hello", sender="+15550107004"))
     known = await conversation(rt, first.conversation_id)
 
-    async def also(session: AsyncSession) -> None:
-        await faq_store.record_unanswered(session, message_id=first.message_id,
-                                          conversation_id=first.conversation_id,
-                                          text="hello", reason="testing")
+    def also() -> Plan[None]:
+        yield faq_store.unanswered_row(message_id=first.message_id,
+                                       conversation_id=first.conversation_id,
+                                       text="hello", reason="testing")
         raise RuntimeError("the caller's write failed")
 
     with pytest.raises(RuntimeError):
         await pipeline.hand_over(rt, conversation_id=first.conversation_id, reason="testing",
-                                 known=known, also=also)
+                                 known=known, also=also())
     conv = await conversation(rt, first.conversation_id)
     assert conv.handled_by == "bot"
     assert await count(rt, faq_store.UnansweredQuestion) == 0
@@ -365,5 +473,10 @@ async def test_ingest_on_an_engine_without_the_one_hop_connection_runs_statement
         again = await pipeline.ingest(rt, sms("again", sender="+15550107030"))
         assert again.conversation_id == first.conversation_id and not again.duplicate
         assert (await conversation(rt, first.conversation_id)).unread_count == 2
+        # The hand-over's plan too (sqlrun.run falls back the same way).
+        summary = await pipeline.hand_over(rt, conversation_id=first.conversation_id,
+                                           reason="testing", known=await conversation(
+                                               rt, first.conversation_id))
+        assert summary["handled_by"] == "human"
     finally:
         await engine.dispose()
