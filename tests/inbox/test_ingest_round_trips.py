@@ -2,9 +2,10 @@
 
 Ingest reads identity, contact and the thread's newest conversation in one SELECT and
 looks up the provider id only when the insert was refused; the FAQ responder's
-hand-over of a customer's first message is one transaction that changes the
-conversation with one UPDATE ... RETURNING. These tests pin the statement counts and
-the behaviour that the shortcuts must keep.
+hand-over of a customer's first message is one transaction of prebuilt statements
+(`inbox.sqlrun`) that changes the conversation with one UPDATE ... RETURNING and stores
+the note, the unanswered question and any acknowledgement (with its outbox row) with
+it. These tests pin the statement counts and the behaviour that the shortcuts must keep.
 """
 
 from __future__ import annotations
