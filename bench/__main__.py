@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench.faq_bench", "bench.faq_semantic_bench", "bench.email_reply_bench", "bench.scale_bench")
+BENCHES = (
+    "bench.faq_bench",
+    "bench.faq_semantic_bench",
+    "bench.email_reply_bench",
+    "bench.first_message_bench",
+    "bench.fanout_bench",
+    "bench.scale_bench",
+)
 
 
 def main() -> int:
