@@ -232,11 +232,8 @@ def _hand_over_plan(
             items.append(("message.created", conv.id,
                           {"message": message_out(ack), "conversation": summary}))
             queued = True
-    if dialect == "postgresql":
-        yield Query(store.EVENT_LOCK)  # see store.add_events (after the row's lock, as ingest)
-    statement, params, at = store.event_rows(items)
-    seqs = [row.seq for row in (yield Query(statement, params))]
-    return summary, store.events_out(seqs, items, at), queued
+    events = yield from sql.insert_events(items, dialect=dialect)
+    return summary, events, queued
 
 
 def _insert_outbound(

@@ -98,26 +98,6 @@ class _StoredMessage:
     created_at: datetime
 
 
-class _Tx:
-    """Ingest's transaction: a connection for its own statements and, made only when a
-    rarer path asks for it (email threading, merged contacts, a contact event), an ORM
-    session on the same connection and transaction for the store's readers."""
-
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-        self._session: AsyncSession | None = None
-
-    def session(self) -> AsyncSession:
-        """A session joined to this transaction (it never commits it: the caller does)."""
-        if self._session is None:
-            self._session = AsyncSession(bind=self.conn, expire_on_commit=False)
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
 # ---------------------------------------------------------------------------- ingest
 
 
@@ -179,18 +159,8 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
     window = timedelta(hours=rt.settings.reopen_window_hours)
     dialect = rt.engine.dialect.name
     plan = _store(rt, inbound, value, known_new=known_new, window=window, dialect=dialect)
-    if inbound.channel != "email" and sqlrun.one_hop_capable(rt.engine):
-        # Email threading reads through the ORM (`_email_candidate`): not in one hop.
-        try:
-            return await sqlrun.run_one_hop(rt.engine, plan)
-        except sqlrun.NotOneHop:
-            pass  # raised before the plan started: it runs below instead
-    async with rt.engine.begin() as conn:
-        tx = _Tx(conn)
-        try:
-            return await sqlrun.run_async(conn, plan, tx)
-        finally:
-            await tx.close()
+    # Email threading reads through the ORM (`_email_candidate`): not in one hop.
+    return await sqlrun.run(rt.engine, plan, one_hop=inbound.channel != "email")
 
 
 def _store(rt: Runtime, inbound: Inbound, value: str, *, known_new: bool, window: timedelta,
@@ -265,11 +235,7 @@ def _store(rt: Runtime, inbound: Inbound, value: str, *, known_new: bool, window
     if previous is not None:
         payload["previous"] = previous
     items.append(("message.created", conv.id, payload))
-    if dialect == "postgresql":
-        yield Query(store.EVENT_LOCK)  # see store.add_events
-    statement, event_params, at = store.event_rows(items)
-    seqs = sorted(row.seq for row in (yield Query(statement, event_params)))
-    events = store.events_out(seqs, items, at)
+    events = yield from sql.insert_events(items, dialect=dialect)
     return IngestResult(new_id, conv.id, contact.id, False, events)
 
 
@@ -445,12 +411,17 @@ def _pick_conversation(
     candidate: ConversationView | None
     if inbound.channel == "email":
 
-        async def lookup(tx: _Tx) -> Conversation | None:
-            return await _email_candidate(rt, tx.session(), inbound,
-                                          contact_id=sender.contact.id, now=now, machine=machine)
+        async def lookup(conn: AsyncConnection) -> ConversationView | None:
+            # A session joined to the plan's transaction (closing it leaves that open).
+            session = AsyncSession(bind=conn, expire_on_commit=False)
+            try:
+                found = await _email_candidate(rt, session, inbound, contact_id=sender.contact.id,
+                                               now=now, machine=machine)
+                return _view(found) if found is not None else None
+            finally:
+                await session.close()
 
-        found = yield lookup  # through the ORM: `_ingest_once` runs email plans async
-        candidate = _view(found) if found is not None else None
+        candidate = yield lookup  # through the ORM: `_ingest_once` runs email plans async
     elif sender.latest is not _UNKNOWN:
         candidate = sender.latest  # read with the contact (`_resolve_sender`)
     else:

@@ -20,7 +20,10 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from inbox import store
+from inbox.events import EventOut
 from inbox.models import Contact, Conversation, Identity, Message, OutboxRow, StoredFile
+from inbox.sqlrun import Plan, Query
 
 contact: Any = Contact.__table__
 identity: Any = Identity.__table__
@@ -38,6 +41,18 @@ def _insert(table: Any, *names: str) -> Any:
     # Every value a bind parameter named after its column (none left to column defaults:
     # `inbox.sqlrun`'s one-hop shell runs the compiled statement as it is).
     return insert(table).values({n: _param(n, table.c[n]) for n in names})
+
+
+def insert_events(items: list[tuple[str, int | None, dict[str, Any]]], *,
+                  dialect: str) -> Plan[list[EventOut]]:
+    """A plan's events (type, conversation id, payload) in one INSERT, after the event
+    lock on PostgreSQL (`store.add_events`: taken after the conversation row's lock, as
+    every step does); returns them as published after commit."""
+    if dialect == "postgresql":
+        yield Query(store.EVENT_LOCK)
+    statement, params, at = store.event_rows(items)
+    seqs = [row.seq for row in (yield Query(statement, params))]
+    return store.events_out(seqs, items, at)
 
 
 @functools.cache

@@ -13,8 +13,9 @@ Two shells run a plan, with one behaviour:
                                  (a lookup through the ORM), awaited with `arg`
     run_one_hop(engine, plan)    SQLite (aiosqlite): the whole plan, its commit included,
                                  in one call on the connection's own thread
-    run(engine, plan)            a transaction of its own: one hop when the engine can,
-                                 else statement by statement (PostgreSQL)
+    run(engine, plan)            a transaction of its own: one hop when the engine can
+                                 (and the plan allows), else statement by statement
+                                 (PostgreSQL); every step runs its plans through this
 
 Why the second: on SQLite each statement through SQLAlchemy's async adapter cost ~200 us
 of event-loop CPU (a greenlet, a thread hop, cursor and result wrapping) against ~10 us
@@ -99,17 +100,18 @@ async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
         await greenlet_spawn(fairy.close)
 
 
-async def run(engine: AsyncEngine, plan: Plan[T]) -> T:
-    """Run `plan` (Query requests only) in a transaction of its own and commit it (roll
-    back when it raises): in one hop on SQLite when the engine allows, else statement by
-    statement."""
-    if one_hop_capable(engine):
+async def run(engine: AsyncEngine, plan: Plan[T], *, one_hop: bool = True) -> T:
+    """Run `plan` in a transaction of its own and commit it (roll back when it raises):
+    in one hop on SQLite when the engine allows and `one_hop` (the plan yields Query
+    requests only), else statement by statement, its async callables awaited with the
+    transaction's `AsyncConnection` (for a lookup through the ORM on it)."""
+    if one_hop and one_hop_capable(engine):
         try:
             return await run_one_hop(engine, plan)
         except NotOneHop:
             pass  # raised before the plan started: it runs below instead
     async with engine.begin() as conn:
-        return await run_async(conn, plan)
+        return await run_async(conn, plan, conn)
 
 
 def one_hop_capable(engine: AsyncEngine) -> bool:
