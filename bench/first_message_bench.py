@@ -14,7 +14,7 @@ message opens a contact, an identity and a conversation. Kinds:
   unknown question no FAQ entry fits: handed over, not_confident
   asks for person  handed over with an acknowledgement to the customer (an outbox row)
   greeting         small talk: the bot stays silent (no hand-over)
-  FAQ question     answered by the bot (a reply through the pipeline, for comparison)
+  FAQ question     answered by the bot (`inbox.replies.bot_answer`: one plan, one commit)
 
 Columns: CPU ms per message (`time.process_time`: every thread of this process, the
 SQLite connection's included; the median of N), for ingest (the call) and the responder

@@ -3,8 +3,9 @@
 Runs on every committed `message.created` event of a customer message (after commit,
 off the request path). The verdict comes from `faq.policy` (pure); this module only
 gathers the facts (conversation, last thing we said, the customer's order) and acts
-through `inbox.pipeline`, so an answer is an ordinary outbound message with an outbox
-row, and a hand-over an ordinary state change with a private note for agents.
+through the pipeline's steps (`inbox.replies.bot_answer`, `pipeline.hand_over`), so an
+answer is an ordinary outbound message with an outbox row, and a hand-over an ordinary
+state change with a private note for agents.
 
 Messages of one conversation are handled one at a time (a per-conversation lock), so
 two quick questions cannot both slip under the answer limit.
@@ -28,7 +29,7 @@ from faq.policy import SETTLED_BY_EVENT, Decision, Situation, reason_text, scree
 from faq.render import personalise, render, uses_order
 from faq.service import FaqService
 from faq.store import FaqEntry
-from inbox import pipeline
+from inbox import pipeline, replies
 from inbox import store as inbox_store
 from inbox.errors import InboxError
 from inbox.events import EventOut
@@ -75,8 +76,8 @@ def _opened(conversation_id: int, summary: Any, message: dict[str, Any]) -> Conv
     stamped after that conversation was committed. Such a conversation has no earlier
     answer of ours and no bot answers yet, and the event carries the rest: the
     responder need not read it back (one session and SELECT less per first message).
-    An agent who takes it over meanwhile is caught as before: `_still_ours` reads it
-    again before an answer, and the hand-over's UPDATE is guarded by its owner.
+    An agent who takes it over meanwhile is caught as before: the answer's UPDATE and
+    the hand-over's are guarded by its owner.
     """
     if not isinstance(summary, dict) or summary.get("id") != conversation_id:
         return None
@@ -220,10 +221,8 @@ class FaqResponder:
             if text is None:
                 decision = Decision("handover", "needs_order", entry_id=entry.id,
                                     confidence=decision.confidence, record=True)
-            elif await self._still_ours(rt, conversation_id):
-                await self._answer(rt, conv, message, entry, text, decision)
-                return
             else:
+                await self._answer(rt, conv, message, entry, text, decision)
                 return
         await self._hand_over(rt, conv, message, decision, answered)
 
@@ -240,30 +239,24 @@ class FaqResponder:
             text = personalise(entry.answer, order=None)
         return text if text and text.strip() else None
 
-    async def _still_ours(self, rt: Runtime, conversation_id: int) -> bool:
-        # An agent may have taken the conversation while we were matching.
-        async with rt.sessions() as session:
-            conv = await session.get(Conversation, conversation_id)
-        return conv is not None and conv.handled_by == "bot"
-
     async def _answer(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
                       entry: FaqEntry, text: str, decision: Decision) -> None:
         rendered = render(text, conv.channel)
         try:
-            await pipeline.reply(
+            # One transaction: unless an agent took the conversation while we were
+            # matching (its guarded UPDATE then changes nothing and we stay silent), the
+            # message with its outbox row, the bot-answer count, the entry's count and
+            # the event commit together.
+            await replies.bot_answer(
                 rt, conversation_id=conv.id or 0, text=rendered.text, html=rendered.html,
-                author_kind="bot",
                 meta={"faq_entry_id": entry.id, "faq_question": entry.question,
                       "confidence": decision.confidence, "faq_reply_to": message.get("id")},
-            )
+                also=_counted(entry.id or 0))
         except InboxError as exc:
             # Opted out, channel not configured: a person decides what to do.
             log.info("FAQ answer refused in conversation %s: %s", conv.id, exc.detail)
             await self._hand_over(rt, conv, message, Decision(
                 "handover", "send_refused", entry_id=entry.id, record=True), None)
-            return
-        async with rt.sessions() as session, session.begin():
-            await store.count_answer(session, entry_id=entry.id or 0)
 
     async def _hand_over(self, rt: Runtime, conv: Conversation, message: dict[str, Any],
                          decision: Decision, answered: dict[str, Any] | None) -> None:
@@ -281,6 +274,11 @@ class FaqResponder:
                 acknowledge_meta={"faq_handover": decision.reason})
         except InboxError as exc:
             log.info("hand-over of conversation %s failed: %s", conversation_id, exc.detail)
+
+
+def _counted(entry_id: int) -> Plan[None]:
+    """The entry's answer count, in the answer's transaction."""
+    yield store.answer_count_row(entry_id=entry_id)
 
 
 def _record(conversation_id: int, message: dict[str, Any], decision: Decision,

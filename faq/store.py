@@ -132,10 +132,18 @@ async def delete_entry(session: AsyncSession, *, entry: FaqEntry) -> None:
     await session.flush()
 
 
-async def count_answer(session: AsyncSession, *, entry_id: int) -> None:
-    """The bot answered with this entry: one more auto answer, last used now."""
-    await session.exec(update(FaqEntry).where(col(FaqEntry.id) == entry_id)
-                       .values(auto_answers=col(FaqEntry.auto_answers) + 1, last_used_at=utcnow()))
+def answer_count_row(*, entry_id: int) -> Query:
+    """The bot answered with this entry: one more auto answer, last used now (one
+    statement of the answer's plan, `inbox.sqlrun`)."""
+    return Query(_count_answer(), {"entry_id": entry_id, "now": utcnow()})
+
+
+@functools.cache
+def _count_answer() -> Any:
+    table: Any = FaqEntry.__table__
+    return (update(table).where(table.c.id == bindparam("entry_id"))
+            .values(auto_answers=table.c.auto_answers + 1,
+                    last_used_at=bindparam("now", type_=table.c.last_used_at.type)))
 
 
 async def count_handover_after_answer(session: AsyncSession, *, entry_id: int) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import update as sa_update
@@ -206,8 +205,8 @@ def _hand_over_plan(
         yield from also
     now = utcnow()
     summary = conversation_out(conv, contact_name=conv.contact_name)
-    note_message = yield from _insert_outbound(conv, author_kind="system", text=note,
-                                               private=True, meta={}, now=now, dialect=dialect)
+    note_message = yield from replies.insert_outbound(
+        conv, author_kind="system", text=note, private=True, meta={}, now=now, dialect=dialect)
     items: list[tuple[str, int | None, dict[str, Any]]] = [
         ("message.created", conv.id, {"message": message_out(note_message),
                                       "conversation": summary, "previous": previous}),
@@ -221,37 +220,17 @@ def _hand_over_plan(
         except InboxError as exc:
             log.info("hand-over acknowledgement refused in %s: %s", conv.id, exc.detail)
         else:
-            # As `replies.reply` stores a bot's reply: the message, its outbox row, one
-            # more bot answer and the activity time, its event.
-            ack = yield from _insert_outbound(conv, author_kind="bot", text=acknowledge,
-                                              private=False, meta=dict(acknowledge_meta or {}),
-                                              now=now, dialect=dialect)
-            yield Query(sql.insert_outbox(), {"message_id": ack.id, "now": now})
+            # As `replies.bot_answer` stores a bot's answer: one more bot answer and the
+            # activity time, the message with its outbox row, its event.
             (conv,) = yield Query(sql.count_bot_message(), {"conversation_id": conv.id, "now": now})
-            summary = conversation_out(conv, contact_name=conv.contact_name, last_message=ack)
-            items.append(("message.created", conv.id,
-                          {"message": message_out(ack), "conversation": summary}))
+            item = yield from replies.bot_message(
+                conv, text=acknowledge, html=None, meta=dict(acknowledge_meta or {}), now=now,
+                dialect=dialect)
+            summary = item[2]["conversation"]
+            items.append(item)
             queued = True
     events = yield from sql.insert_events(items, dialect=dialect)
     return summary, events, queued
-
-
-def _insert_outbound(
-    conv: Any, *, author_kind: str, text: str, private: bool, meta: dict[str, Any],
-    now: datetime, dialect: str,
-) -> sqlrun.Plan[Any]:
-    """Store an outbound message (a note when `private`, else pending delivery) in `conv`;
-    returns it as `message_out` reads it (no ORM object)."""
-    params: dict[str, Any] = {
-        "conversation_id": conv.id, "channel": conv.channel, "direction": "out",
-        "author_kind": author_kind, "author_agent_id": None, "text": text, "html": None,
-        "attachments": [], "provider_message_id": None, "thread_message_id": None,
-        "delivery_status": None if private else "pending", "error_code": None,
-        "error_text": None, "private": private, "flags": [], "meta": meta, "raw": {},
-        "created_at": now,
-    }
-    (row,) = yield Query(sql.insert_message(dialect), params)
-    return SimpleNamespace(id=row.id, **params)
 
 
 async def split_message(rt: Runtime, *, message_id: int, by: str | None = None) -> dict[str, Any]:

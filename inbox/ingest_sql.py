@@ -1,14 +1,15 @@
 """The statements of the hot paths (SQLAlchemy Core), each composed once per process:
-ingest's, and the bot's hand-over that follows a customer's first message.
+ingest's, and the bot's hand-over or answer that follows a customer's first message.
 
 A follow-up message takes four statements (the sender's read, the conversation's
 UPDATE ... RETURNING, the message's INSERT, the event's INSERT) and a customer's first
 message six; the FAQ bot's hand-over four (the conversation's UPDATE ... RETURNING, the
-note's and the unanswered question's INSERTs, the events' INSERT). Through the ORM each
-cost 200-300 us of CPU besides running it (object construction and validation, the unit
-of work, the identity map): more than SQLite spends on it. Here they are plain
-statements with bind parameters; the engine caches their compiled SQL, and no ORM
-object is built on the way.
+note's and the unanswered question's INSERTs, the events' INSERT), its answer five (the
+guarded conversation UPDATE ... RETURNING, the message's and outbox row's INSERTs, the
+entry's count, the events' INSERT). Through the ORM each cost 200-300 us of CPU besides
+running it (object construction and validation, the unit of work, the identity map):
+more than SQLite spends on it. Here they are plain statements with bind parameters; the
+engine caches their compiled SQL, and no ORM object is built on the way.
 """
 
 from __future__ import annotations
@@ -253,6 +254,11 @@ def _contact_name() -> Any:
             .scalar_subquery().label("contact_name"))
 
 
+def _opted_out() -> Any:
+    return (select(identity.c.opted_out).where(identity.c.id == conversation.c.identity_id)
+            .scalar_subquery().label("opted_out"))
+
+
 @functools.cache
 def hand_over_conversation() -> Any:
     """Give conversation `conversation_id` to people while its status is still
@@ -260,29 +266,29 @@ def hand_over_conversation() -> Any:
     `new_status`. RETURNING the whole row, its contact's name (`contact_name`) and
     whether its identity opted out (`opted_out`; None without one). No row: the status
     or owner changed since they were read."""
-    opted_out = (select(identity.c.opted_out).where(identity.c.id == conversation.c.identity_id)
-                 .scalar_subquery().label("opted_out"))
     return (
         update(conversation)
         .where(conversation.c.id == bindparam("conversation_id"),
                conversation.c.status == bindparam("old_status"),
                conversation.c.handled_by == bindparam("old_handled_by"))
         .values(handled_by="human", status=_param("new_status", conversation.c.status))
-        .returning(*conversation.c, _contact_name(), opted_out)
+        .returning(*conversation.c, _contact_name(), _opted_out())
     )
 
 
 @functools.cache
-def count_bot_message() -> Any:
-    """The bot said something in conversation `conversation_id` at `now`: one more bot
-    answer, activity then. RETURNING the whole row and its contact's name."""
-    return (
-        update(conversation)
-        .where(conversation.c.id == bindparam("conversation_id"))
-        .values(bot_answers=conversation.c.bot_answers + 1,
-                last_activity_at=_param("now", conversation.c.last_activity_at))
-        .returning(*conversation.c, _contact_name())
-    )
+def count_bot_message(*, while_bot: bool = False) -> Any:
+    """The bot says something in conversation `conversation_id` at `now`: one more bot
+    answer, activity then; `while_bot`, only while the bot still handles it (an agent
+    may have taken it meanwhile). RETURNING the whole row, its contact's name
+    (`contact_name`) and whether its identity opted out (`opted_out`). No row: the
+    conversation is gone, or (`while_bot`) a person handles it."""
+    query = update(conversation).where(conversation.c.id == bindparam("conversation_id"))
+    if while_bot:
+        query = query.where(conversation.c.handled_by == "bot")
+    return (query.values(bot_answers=conversation.c.bot_answers + 1,
+                         last_activity_at=_param("now", conversation.c.last_activity_at))
+            .returning(*conversation.c, _contact_name(), _opted_out()))
 
 
 @functools.cache

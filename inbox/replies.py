@@ -6,15 +6,18 @@ A reply is stored with its outbox row in one transaction; the dispatcher sends i
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy import update as sa_update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from inbox import store
+from inbox import ingest_sql as sql
+from inbox import sqlrun, store
 from inbox.errors import BadInput, Conflict, NotFound, PolicyRefused
-from inbox.events import view_fields
+from inbox.events import EventOut, view_fields
 from inbox.models import (
     Contact,
     Conversation,
@@ -24,6 +27,7 @@ from inbox.models import (
 )
 from inbox.runtime import Runtime
 from inbox.schemas import conversation_out, message_out
+from inbox.sqlrun import Query
 from inbox.types import (
     StatusUpdate,
     TemplateRef,
@@ -171,6 +175,90 @@ async def reply(
         events = await store.add_events(session, items)  # one INSERT for both
     rt.after_commit(events, outbox=not private)
     return out
+
+
+async def bot_answer(
+    rt: Runtime, *, conversation_id: int, text: str, html: str | None = None,
+    meta: dict[str, Any] | None = None, also: sqlrun.Plan[Any] | None = None,
+) -> dict[str, Any] | None:
+    """The bot answers in a conversation it still handles, as `reply` stores a bot's
+    reply (the message pending delivery with its outbox row, one more bot answer, the
+    activity time, its event), in one transaction of prebuilt statements
+    (`inbox.sqlrun`; on SQLite one hop) that starts with the guarded conversation
+    UPDATE ... RETURNING. `also` is a plan of the caller's own statements (the FAQ
+    entry's answer count), committed with the answer or not at all.
+
+    Returns the message, or None (nothing written) when the conversation is gone or a
+    person handles it now. Refuses as `reply` does (`check_can_send`), with nothing
+    written. The outbox is dispatched after commit.
+    """
+    text = (text or "").replace("\x00", "")
+    if not text.strip():
+        raise BadInput("a reply needs text, an attachment or a template")
+    plan = _bot_answer_plan(rt, conversation_id=conversation_id, text=text, html=html,
+                            meta=dict(meta or {}), also=also, dialect=rt.engine.dialect.name)
+    done = await sqlrun.run(rt.engine, plan)
+    if done is None:
+        return None
+    out, events = done
+    rt.after_commit(events, outbox=True)
+    return out
+
+
+def _bot_answer_plan(
+    rt: Runtime, *, conversation_id: int, text: str, html: str | None, meta: dict[str, Any],
+    also: sqlrun.Plan[Any] | None, dialect: str,
+) -> sqlrun.Plan[tuple[dict[str, Any], list[EventOut]] | None]:
+    now = utcnow()
+    rows = yield Query(sql.count_bot_message(while_bot=True),
+                       {"conversation_id": conversation_id, "now": now})
+    if not rows:
+        return None
+    conv = rows[0]
+    # Raising rolls the count back: the answer is stored whole or not at all.
+    check_can_send(rt, conv, opted_out=bool(conv.opted_out), address=conv.customer_address)
+    # The UPDATE changed no view field (`view_fields`: status, assignee, channel, owner),
+    # so the event carries no `previous`, as `reply` leaves it out for a bot's reply.
+    item = yield from bot_message(conv, text=text, html=html, meta=meta, now=now,
+                                           dialect=dialect)
+    if also is not None:
+        yield from also
+    events = yield from sql.insert_events([item], dialect=dialect)
+    return item[2]["message"], events
+
+
+def bot_message(
+    conv: Any, *, text: str, html: str | None, meta: dict[str, Any], now: datetime,
+    dialect: str,
+) -> sqlrun.Plan[tuple[str, int | None, dict[str, Any]]]:
+    """A bot's message to the customer of `conv` (the row as `ingest_sql.count_bot_message`
+    returned it: the answer counted, its contact's name read), stored pending delivery
+    with its outbox row; returns its `message.created` event item (type, conversation id,
+    payload with the message and the conversation's summary)."""
+    message = yield from insert_outbound(conv, author_kind="bot", text=text, html=html,
+                                         private=False, meta=meta, now=now, dialect=dialect)
+    yield Query(sql.insert_outbox(), {"message_id": message.id, "now": now})
+    summary = conversation_out(conv, contact_name=conv.contact_name, last_message=message)
+    return ("message.created", conv.id,
+            {"message": message_out(message), "conversation": summary})
+
+
+def insert_outbound(
+    conv: Any, *, author_kind: str, text: str, private: bool, meta: dict[str, Any],
+    now: datetime, dialect: str, html: str | None = None,
+) -> sqlrun.Plan[Any]:
+    """Store an outbound message (a note when `private`, else pending delivery) in `conv`;
+    returns it as `message_out` reads it (no ORM object)."""
+    params: dict[str, Any] = {
+        "conversation_id": conv.id, "channel": conv.channel, "direction": "out",
+        "author_kind": author_kind, "author_agent_id": None, "text": text, "html": html,
+        "attachments": [], "provider_message_id": None, "thread_message_id": None,
+        "delivery_status": None if private else "pending", "error_code": None,
+        "error_text": None, "private": private, "flags": [], "meta": meta, "raw": {},
+        "created_at": now,
+    }
+    (row,) = yield Query(sql.insert_message(dialect), params)
+    return SimpleNamespace(id=row.id, **params)
 
 
 async def _check_can_send(

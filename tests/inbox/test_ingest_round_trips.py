@@ -252,7 +252,7 @@ async def test_request_for_a_person_is_handed_over_with_its_acknowledgement_in_o
     rest = [s for s in seen if "FROM faq_entry" not in s and "advisory" not in s]
     assert [_verb_and_table(s) for s in rest[6:]] == [
         ("UPDATE", "conversation"), ("INSERT", "faq_unanswered"), ("INSERT", "message"),
-        ("INSERT", "message"), ("INSERT", "outbox"), ("UPDATE", "conversation"),
+        ("UPDATE", "conversation"), ("INSERT", "message"), ("INSERT", "outbox"),
         ("INSERT", "event")], rest
     assert len(done) == 2
 
