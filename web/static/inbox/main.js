@@ -18,6 +18,9 @@ const connNode = document.getElementById("conn");
 const state = {
   view: "all", status: "", channel: "", q: "",
   convs: new Map(), loaded: false, pending: [], thread: null,
+  // The conversation being opened and its events that arrive while it loads: the
+  // thread built from the REST answer may predate them.
+  opening: null,
 };
 const agents = new Map();
 
@@ -134,6 +137,7 @@ const refreshSearch = debounce(() => loadList(), 300);
 
 function apply(ev, { quiet = false } = {}) {
   const t = state.thread;
+  if (state.opening && ev.conversation_id === state.opening.id) state.opening.events.push(ev);
   switch (ev.type) {
     case "message.created":
     case "message.updated": {
@@ -190,15 +194,27 @@ function refreshPanel() {
 }
 
 async function openConversation(id) {
+  const opening = { id, events: [] };
+  state.opening = opening;
   let data;
   try {
     data = await api(`/api/v1/conversations/${id}`);
   } catch (err) {
+    if (state.opening === opening) state.opening = null;
     showBanner(err.message);
     return;
   }
+  if (state.opening !== opening) return; // another conversation was opened meanwhile
+  state.opening = null;
   if (state.thread) state.thread.destroy();
   state.thread = new Thread(threadPane, data, ctx);
+  // Messages that arrived while it loaded and that the answer was read too early to
+  // hold (with their conversation, newer than the answer's for the same reason).
+  for (const ev of opening.events) {
+    if (ev.type !== "message.created" || !ev.message || state.thread.ids.has(ev.message.id)) continue;
+    state.thread.append(ev.message, { scroll: false });
+    if (ev.conversation) state.thread.updateConversation(ev.conversation);
+  }
   root.classList.add("show-thread");
   history.replaceState(null, "", `#c${id}`);
   socket.setWatch(watchFrame());
