@@ -27,21 +27,18 @@ from tests.inbox.test_ingest_round_trips import (
     _lock,
     _verb_and_table,
     commits,
+    first_message,
     statements,
 )
-from tests.inbox.test_pipeline import count, rows, sms
+from tests.inbox.test_pipeline import count, rows
 
 
 async def test_first_message_the_bot_answers_is_answered_in_one_transaction(frt: Runtime) -> None:
     """After ingest's six statements and commit: UPDATE conversation (guarded), INSERT
     message, INSERT outbox, UPDATE faq_entry, INSERT event, and one commit."""
-    # Warm the matcher's index (built on first use) and the FAQ fingerprint check.
-    await pipeline.ingest(frt, sms("How long does shipping take?", sender="+15550108000"))
-    await frt.drain()
-    with statements(frt) as seen, commits(frt) as done:
-        result = await pipeline.ingest(frt, sms("How long does shipping take?",
-                                                sender="+15550108001"))
-        await frt.drain()
+    result, seen, done = await first_message(
+        frt, "How long does shipping take?", sender="+15550108001",
+        warm="How long does shipping take?", warm_sender="+15550108000")
     rest = [s for s in seen if "FROM faq_entry" not in s and "advisory" not in s]
     assert [_verb_and_table(s) for s in rest[6:]] == [
         ("UPDATE", "conversation"), ("INSERT", "message"), ("INSERT", "outbox"),

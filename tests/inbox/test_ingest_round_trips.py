@@ -69,6 +69,20 @@ def commits(rt: Runtime) -> Iterator[list[int]]:
         event.remove(rt.engine.sync_engine, "commit", note)
 
 
+async def first_message(
+    rt: Runtime, text: str, *, sender: str, warm: str, warm_sender: str,
+) -> tuple[pipeline.IngestResult, list[str], list[int]]:
+    """`text` ingested as `sender`'s first message, its responders drained: the result,
+    the statements and the commits that took. Ingests `warm` from `warm_sender` first
+    (the matcher's index built on first use, the FAQ fingerprint checked)."""
+    await pipeline.ingest(rt, sms(warm, sender=warm_sender))
+    await rt.drain()
+    with statements(rt) as seen, commits(rt) as done:
+        result = await pipeline.ingest(rt, sms(text, sender=sender))
+        await rt.drain()
+    return result, seen, done
+
+
 def _lock(rt: Runtime) -> int:
     # PostgreSQL takes the event lock (store.add_event) once per transaction that writes
     # events.
@@ -183,13 +197,10 @@ async def test_first_message_the_bot_cannot_answer_is_handed_over_in_two_commits
 ) -> None:
     """New contact, identity, conversation and message, then the hand-over with its
     unanswered question: 10 statements besides the matched entry's read, two commits."""
-    # Warm the matcher's index (built on first use) and the FAQ fingerprint check.
-    await pipeline.ingest(frt, sms("Can I paint my fence purple?", sender="+15550107000"))
-    await frt.drain()
     question = "Can I paint my fence purple with your brushes?"
-    with statements(frt) as seen, commits(frt) as done:
-        result = await pipeline.ingest(frt, sms(question, sender="+15550107001"))
-        await frt.drain()
+    result, seen, done = await first_message(
+        frt, question, sender="+15550107001",
+        warm="Can I paint my fence purple?", warm_sender="+15550107000")
     # The service reads the matched entry when the matcher names one (its ranking, not
     # this path, decides whether it does).
     entry_reads = [s for s in seen if "FROM faq_entry" in s]
@@ -243,12 +254,9 @@ async def test_request_for_a_person_is_handed_over_with_its_acknowledgement_in_o
 ) -> None:
     """The hand-over, the unanswered question and the acknowledgement with its outbox row
     commit together: 7 statements and one commit after ingest's (17 and two before)."""
-    await pipeline.ingest(frt, sms("Can I paint my fence purple?", sender="+15550107040"))
-    await frt.drain()
-    with statements(frt) as seen, commits(frt) as done:
-        result = await pipeline.ingest(frt, sms("I want to talk to a human",
-                                                sender="+15550107041"))
-        await frt.drain()
+    result, seen, done = await first_message(
+        frt, "I want to talk to a human", sender="+15550107041",
+        warm="Can I paint my fence purple?", warm_sender="+15550107040")
     rest = [s for s in seen if "FROM faq_entry" not in s and "advisory" not in s]
     assert [_verb_and_table(s) for s in rest[6:]] == [
         ("UPDATE", "conversation"), ("INSERT", "faq_unanswered"), ("INSERT", "message"),
