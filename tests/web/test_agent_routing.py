@@ -42,6 +42,25 @@ async def agent_sockets(url: str, n: int) -> AsyncIterator[list[Any]]:
             await ws.close()
 
 
+@asynccontextmanager
+async def watchers(server: LiveServer, *views: dict[str, Any]) -> AsyncIterator[list[Any]]:
+    """One new agent per view, its socket past hello and watching that view; closed
+    afterwards."""
+    sockets = []
+    try:
+        for n, view in enumerate(views):
+            _agent, token = await create_agent(server.rt, email=f"watcher{n}@test.example",
+                                               name=f"Watcher {n}", role="agent")
+            ws = await websockets.connect(f"{server.ws_url}/ws/agent?token={token}")
+            sockets.append(ws)
+            await frames_until(ws, lambda f: f["type"] == "hello")
+            await watch(ws, view)
+        yield sockets
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
 async def frames_until(ws: Any, done: Any, timeout: float = 10.0) -> list[dict[str, Any]]:
     """Frames (heartbeats left out) up to and including the first for which `done` is true."""
     out: list[dict[str, Any]] = []
@@ -413,18 +432,8 @@ async def test_a_reply_that_moves_a_conversation_reaches_its_old_view_on_a_worke
     async with live_server(settings) as server:
         replier, _token = await create_agent(server.rt, email="rep@test.example", name="Rep",
                                              role="agent")
-        _bot_watcher, bot_token = await create_agent(server.rt, email="bot@test.example",
-                                                     name="Bots", role="agent")
-        _other, other_token = await create_agent(server.rt, email="pend2@test.example",
-                                                 name="Pending", role="agent")
         cid = (await pipeline.ingest(server.rt, inbound("a question for the bot"))).conversation_id
-        url = f"{server.ws_url}/ws/agent?token="
-        async with websockets.connect(url + bot_token) as bots, \
-                websockets.connect(url + other_token) as pending:
-            await frames_until(bots, lambda f: f["type"] == "hello")
-            await frames_until(pending, lambda f: f["type"] == "hello")
-            await watch(bots, {"handled_by": "bot"})
-            await watch(pending, {"status": "pending"})
+        async with watchers(server, {"handled_by": "bot"}, {"status": "pending"}) as (bots, pending):
             server.rt.hub.states.clear()  # this worker knows nothing of the conversation
             await pipeline.reply(server.rt, conversation_id=cid, text="A person here",
                                  agent_id=replier.id)

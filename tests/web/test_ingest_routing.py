@@ -7,14 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import websockets
 
 from inbox import pipeline
-from inbox.agents import create_agent
 from tests.inbox.fast_db import database_url, sqlite_template  # noqa: F401
 from tests.inbox.test_pipeline import sms as inbound
 from tests.support.server import LiveServer
-from tests.web.test_agent_routing import frames_until, quiet, seqs, watch
+from tests.web.test_agent_routing import frames_until, quiet, seqs, watchers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -22,19 +20,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 async def test_follow_up_that_reopens_a_resolved_conversation_reaches_the_resolved_view(
     server: LiveServer,
 ) -> None:
-    _a, resolved_token = await create_agent(server.rt, email="res@test.example", name="R",
-                                            role="agent")
-    _b, pending_token = await create_agent(server.rt, email="pen@test.example", name="P",
-                                           role="agent")
     cid = (await pipeline.ingest(server.rt, inbound("my parcel is late"))).conversation_id
     await pipeline.set_status(server.rt, conversation_id=cid, status="resolved")
-    url = f"{server.ws_url}/ws/agent?token="
-    async with websockets.connect(url + resolved_token) as resolved, \
-            websockets.connect(url + pending_token) as pending:
-        await frames_until(resolved, lambda f: f["type"] == "hello")
-        await frames_until(pending, lambda f: f["type"] == "hello")
-        await watch(resolved, {"status": "resolved"})
-        await watch(pending, {"status": "pending"})
+    async with watchers(server, {"status": "resolved"}, {"status": "pending"}) as (resolved,
+                                                                                  pending):
         server.rt.hub.states.clear()  # this worker knows nothing of the conversation
         await pipeline.ingest(server.rt, inbound("it still has not come"))
         got: list[dict[str, Any]] = await frames_until(
