@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hmac
 import json
 import logging
@@ -206,11 +207,17 @@ def form_of(request: WebhookRequest) -> dict[str, list[str]]:
 
 
 def _without_nul(form: dict[str, list[str]]) -> dict[str, list[str]]:
-    """The form with NUL characters removed from every key and value.
+    """The form with NUL characters removed from every key and value (the form itself
+    when it has none: read it, never change it).
 
     Nothing reads a NUL on purpose, and PostgreSQL refuses one in a text column (a 500
     instead of a stored message). Signatures are checked on the form as received.
     """
+    for key, values in form.items():
+        if "\x00" in key or any("\x00" in v for v in values):
+            break
+    else:
+        return form  # the usual case: nothing to copy
     return {k.replace("\x00", ""): [v.replace("\x00", "") for v in vs] for k, vs in form.items()}
 
 
@@ -232,6 +239,13 @@ def _strip_prefix(address: str) -> tuple[str, str | None]:
     if sep and scheme and scheme.isalpha():
         return rest, scheme.lower()
     return address, None
+
+
+@functools.lru_cache(maxsize=64)
+def _as_parsed(url: str) -> str:
+    """`url` as RequestValidator sees it (`urlparse(url).geturl()`); a webhook's URL is
+    the same on every request, so it is parsed once."""
+    return urlparse(url).geturl()
 
 
 def _url_variants(url: str) -> list[str]:
@@ -290,7 +304,8 @@ class TwilioConnector:
         if not signature:
             raise SignatureInvalid("missing X-Twilio-Signature header")
         algorithm = get_signature_algorithm(request.header("x-twilio-webhooks-signature-settings"))
-        query = parse_qs(urlsplit(request.url).query)
+        # Parsed only when it may hold bodySHA256 (a form webhook's URL has no query).
+        query = parse_qs(urlsplit(request.url).query) if "bodySHA256" in request.url else {}
         params: _FormParams | str
         if "bodySHA256" in query:
             try:
@@ -319,7 +334,7 @@ class TwilioConnector:
         """
         if algorithm is not None and algorithm.upper() not in _VALIDATOR_ALGORITHMS:
             return False
-        expected = self._validator.compute_signature(urlparse(url).geturl(), params, algorithm)
+        expected = self._validator.compute_signature(_as_parsed(url), params, algorithm)
         return hmac.compare_digest(expected.encode(), signature.encode())
 
     def parse(self, request: WebhookRequest) -> list[Inbound]:

@@ -1,4 +1,4 @@
-"""Request helpers shared by the routes: bounded body reading, JSON, public URLs."""
+"""Request helpers shared by the routes: bounded body reading, JSON, webhook requests."""
 
 from __future__ import annotations
 
@@ -21,7 +21,10 @@ def runtime(request: Request) -> Runtime:
 
 async def read_body(request: Request, *, limit: int) -> bytes:
     """The request body, refusing with `TooLarge` past `limit` bytes (without buffering it)."""
-    declared = request.headers.get("content-length")
+    return await _read(request, request.headers.get("content-length"), limit=limit)
+
+
+async def _read(request: Request, declared: str | None, *, limit: int) -> bytes:
     if declared is not None:
         try:
             if int(declared) > limit:
@@ -34,8 +37,9 @@ async def read_body(request: Request, *, limit: int) -> bytes:
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        if chunk:
+            chunks.append(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def json_object(request: Request, *, limit: int = 256_000) -> dict[str, Any]:
@@ -52,32 +56,32 @@ async def json_object(request: Request, *, limit: int = 256_000) -> dict[str, An
     return data
 
 
-def public_url(request: Request, rt: Runtime) -> str:
-    """The URL the provider called, as it signed it: INBOX_PUBLIC_URL + path + query."""
-    url = rt.settings.public_url + request.url.path
-    if request.url.query:
-        url += "?" + request.url.query
-    return url
-
-
 async def webhook_request(request: Request, rt: Runtime, *, limit: int) -> WebhookRequest:
-    """The framework-free view of a provider's request that connectors read."""
-    body = await read_body(request, limit=limit)
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    """The framework-free view of a provider's request that connectors read; its `url`
+    is the URL the provider called, as it signed it: INBOX_PUBLIC_URL + path + query.
+
+    Read straight from the ASGI scope (the busiest path of all: Starlette's URL and
+    Headers objects cost more than the connector's own work), with the same results.
+    """
+    scope = request.scope
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    body = await _read(request, headers.get("content-length"), limit=limit)
     form: dict[str, list[str]] = {}
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         try:
             form = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except UnicodeDecodeError:
             raise BadInput("the form body is not UTF-8") from None
-    return WebhookRequest(
-        method=request.method,
-        url=public_url(request, rt),
-        headers=headers,
-        body=body,
-        query=dict(request.query_params),
-        form=form,
-    )
+    # As starlette.datastructures.URL spells the path of a scope.
+    url = rt.settings.public_url + (
+        scope["path"].replace("?", "%3F").replace("#", "%23").replace("\\", "%5C"))
+    query_string: bytes = scope.get("query_string", b"")
+    query: dict[str, str] = {}
+    if query_string:
+        url += "?" + query_string.decode()
+        query = dict(request.query_params)
+    return WebhookRequest(method=scope["method"], url=url, headers=headers, body=body,
+                          query=query, form=form)
 
 
 def optional_int(value: Any, name: str) -> int | None:
