@@ -1,11 +1,15 @@
 """Pure ASGI middleware: security headers on every HTTP response; sessions except where
-no browser comes (provider webhooks)."""
+no browser comes (provider webhooks), and without a wrapped `send` on websockets."""
 
 from __future__ import annotations
 
+import json
+from base64 import b64decode
 from typing import Any
 
-from starlette.middleware.sessions import SessionMiddleware
+from itsdangerous.exc import BadSignature
+from starlette.middleware.sessions import Session, SessionMiddleware
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _HEADERS = [
@@ -54,6 +58,9 @@ class SessionsExcept:
     Provider webhooks carry no session cookie and read no session: for them the cookie
     parsing and the wrapped `send` are pure cost (the busiest path of all). A handler
     there that touched `request.session` would fail loudly (no session installed).
+    Websockets get their session as `SessionMiddleware` reads it, but their `send`
+    unwrapped: a websocket never sets a cookie, and the wrapper was a call more on
+    every event frame to every agent socket.
     """
 
     def __init__(self, app: ASGIApp, *, skip: tuple[str, ...], **options: Any) -> None:
@@ -62,7 +69,24 @@ class SessionsExcept:
         self.sessions = SessionMiddleware(app, **options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.skip):
+        kind = scope["type"]
+        if kind == "websocket":
+            scope["session"] = self._read(scope)
+            await self.app(scope, receive, send)
+        elif kind == "http" and scope["path"].startswith(self.skip):
             await self.app(scope, receive, send)
         else:
             await self.sessions(scope, receive, send)
+
+    def _read(self, scope: Scope) -> Session:
+        """The session in the request's cookie, as `SessionMiddleware` reads it (empty
+        when there is none or its signature is wrong)."""
+        sessions = self.sessions
+        cookie = HTTPConnection(scope).cookies.get(sessions.session_cookie)
+        if cookie is None:
+            return Session()
+        try:
+            data = sessions.signer.unsign(cookie.encode("utf-8"), max_age=sessions.max_age)
+        except BadSignature:
+            return Session()
+        return Session(json.loads(b64decode(data)))
