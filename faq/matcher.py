@@ -278,11 +278,13 @@ class _Entry:
     tpos: dict[str, tuple[int, ...]] = field(default_factory=dict)
     bpos: dict[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
     whpos: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    wpos: dict[str, tuple[int, ...]] = field(default_factory=dict)  # surface word -> same
     nowh: int = 0  # phrasings without a question word
     # log(mu / (tlen + mu)): the query-likelihood term of a message term it lacks.
     lmu: float = 0.0
     pnorm: list[float] = field(default_factory=list)  # per phrasing: `_Phrasing.norm`
     pmass: list[float] = field(default_factory=list)  # per phrasing: `_Phrasing.mass`
+    pwnorm: list[float] = field(default_factory=list)  # per phrasing: `_Phrasing.wnorm`
 
 
 class Matcher:
@@ -360,6 +362,7 @@ class Matcher:
         entry.tpos = _positions(p.termset for p in phrasings)
         entry.bpos = _positions(p.bigrams for p in phrasings)
         entry.whpos = _positions(p.wh for p in phrasings)
+        entry.wpos = _positions(p.words for p in phrasings)
         entry.nowh = sum(1 for p in phrasings if not p.wh)
         _count(self._word_df, entry.wset, 1)
         self._gram_df.update(entry.gtf.keys())
@@ -669,12 +672,18 @@ class Matcher:
     def _words(self, eid: str, q: _Query) -> float:
         """The best IDF-weighted cosine of the message's surface words (stop words
         kept: "what is your name" has no other words) to one of the entry's phrasings."""
-        wsq = q.wsq
-        get = wsq.__getitem__
+        entry = self._entries[eid]
+        wpos = entry.wpos
+        sums = [0.0] * len(entry.pwnorm)  # per phrasing: sum of its words' idf^2
+        for w, sq in q.wsq.items():
+            pos = wpos.get(w)
+            if pos is not None:
+                for i in pos:
+                    sums[i] += sq
         best = 0.0
-        for p in self._entries[eid].phrasings:
-            if p.wnorm > 0.0:
-                c = sum(map(get, p.words.intersection(wsq))) / p.wnorm
+        for s, norm in zip(sums, entry.pwnorm):
+            if s and norm > 0.0:
+                c = s / norm
                 if c > best:
                     best = c
         return best / q.wnorm
@@ -755,6 +764,7 @@ class Matcher:
         widf, gidf = self._widf, self._gidf
         for p in entry.phrasings:
             p.wnorm = math.sqrt(sum(widf(w) ** 2 for w in p.words))
+        entry.pwnorm = [p.wnorm for p in entry.phrasings]
         # The gram IDFs from the cache in C; a Python call only for the grams not in it.
         gws = list(map(self._gidf_cache.get, entry.gtf))
         if None in gws:

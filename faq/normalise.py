@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from itertools import chain
 
 __all__ = [
     "NEGATION",
@@ -244,23 +245,21 @@ def words(text: str) -> list[str]:
 def folded_words(folded: str) -> list[str]:
     """`words` of a string that is already `fold`-ed (so a caller that needs the
     folded text too folds only once)."""
-    out: list[str] = []
-    for tok in _TOKEN_RE.findall(folded):
-        if tok[0] == "#" or tok[0].isdigit() and tok[-1].isdigit():
-            digits = sum(ch.isdigit() for ch in tok)
-            out.append("#id" if digits >= _ID_DIGITS else "#num")
-            continue
-        if "'" in tok:
-            tok = _expand_contraction(tok)
-            if " " in tok:
-                out.extend(tok.split())
-                continue
-        expanded = SHORTHAND.get(tok)
-        if expanded is not None:
-            out.extend(expanded.split())
-        else:
-            out.append(tok)
-    return out
+    return list(chain.from_iterable(map(_token_words, _TOKEN_RE.findall(folded))))
+
+
+@lru_cache(maxsize=65536)
+def _token_words(tok: str) -> tuple[str, ...]:
+    """The words of one token of `folded_words` (cached: messages repeat tokens)."""
+    if tok[0] == "#" or tok[0].isdigit() and tok[-1].isdigit():
+        digits = sum(ch.isdigit() for ch in tok)
+        return ("#id" if digits >= _ID_DIGITS else "#num",)
+    if "'" in tok:
+        tok = _expand_contraction(tok)
+        if " " in tok:
+            return tuple(tok.split())
+    expanded = SHORTHAND.get(tok)
+    return (tok,) if expanded is None else tuple(expanded.split())
 
 
 def _expand_contraction(tok: str) -> str:
@@ -397,23 +396,28 @@ def terms(text: str) -> list[str]:
 
 def word_terms(ws: list[str]) -> list[str]:
     """`terms` of a text whose `words` are `ws` (so they are computed only once)."""
-    out: list[str] = []
-    for w in ws:
-        if w[0] == "#":
-            out.append(w)
-        elif is_hangul(w):
-            out.extend(_korean_terms(w))
-        elif w in STOP_WORDS or w in _SMALLTALK or w in _KO_STOP_WORDS:
-            continue
-        elif w in _NEGATIONS:
-            out.append(NEGATION)
-        elif w.isascii():
-            out.append(stem(SYNONYMS.get(w, w).replace("'", "")))
+    out = list(chain.from_iterable(map(_word_terms, ws)))
     if not out:
         # Nothing but stop words ("thanks!", "hi there", "yes"): match on the words
         # themselves rather than on nothing, so small-talk entries can still match.
         out = [stem(w) for w in ws if w.isascii() and w[0] != "#"]
     return out
+
+
+@lru_cache(maxsize=65536)
+def _word_terms(w: str) -> tuple[str, ...]:
+    """The terms of one word of `word_terms` (cached: messages repeat words)."""
+    if w[0] == "#":
+        return (w,)
+    if is_hangul(w):
+        return tuple(_korean_terms(w))
+    if w in STOP_WORDS or w in _SMALLTALK or w in _KO_STOP_WORDS:
+        return ()
+    if w in _NEGATIONS:
+        return (NEGATION,)
+    if w.isascii():
+        return (stem(SYNONYMS.get(w, w).replace("'", "")),)
+    return ()
 
 
 def surface_terms(text: str) -> list[str | None]:
