@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 import connectors
 from inbox import snooze
 from inbox.bus import Bus, LocalBus
+from inbox.checkpoint import FALLBACK_PAGES, Checkpointer, database_path
 from inbox.db import make_engine, make_sessionmaker
 from inbox.hub import Hub
 from inbox.orders import StoredOrders
@@ -58,7 +59,10 @@ async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
     """Every resource the app needs, connected and (on SQLite) migrated."""
     if migrate_db if migrate_db is not None else settings.is_sqlite:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
-    engine = make_engine(settings.database_url)
+    # The app's lifespan checkpoints a SQLite file off the commit path (`_start_extras`);
+    # commits checkpoint only if it falls far behind.
+    engine = make_engine(settings.database_url, wal_autocheckpoint=(
+        FALLBACK_PAGES if database_path(settings.database_url) else None))
     hub = Hub(queue_size=settings.hub_queue_size)
     bus: Bus = RedisBus(hub, settings.redis_url) if settings.redis_url else LocalBus(hub)
     rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
@@ -133,8 +137,14 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
 
 
 async def _start_extras(rt: Runtime) -> list[Callable[[], Any]]:
-    """Background services: snooze wake-ups, and the SMTP/IMAP ones when configured."""
+    """Background services: WAL checkpoints (SQLite file), snooze wake-ups, and the
+    SMTP/IMAP ones when configured."""
     stops: list[Callable[[], Any]] = list(await start_mail_services(rt))
+    path = database_path(rt.settings.database_url)
+    if path is not None:
+        checkpointer = await Checkpointer(path).open()
+        checkpointer.start()
+        stops.append(checkpointer.stop)
     stop_event = asyncio.Event()
     task = asyncio.get_running_loop().create_task(snooze.run(rt, stop_event))
 
