@@ -1049,7 +1049,8 @@ def _sized_confidence(x: tuple[float, ...], size: int) -> float:
     of |w|^2 + |b|^2 (both under 10^3 on dev)."""
     bias, linear, rows, half_norms, out = _compile(size)
     base = _BASE_COLUMNS(x)
-    half_base = 0.5 * math.fsum(map(operator.mul, base, base))
+    norm = math.hypot(*base)
+    half_base = 0.5 * norm * norm
     dists = list(map(math.dist, rows, itertools.repeat(base)))
     # bias_j + w_j . b = (bias_j + |w_j|^2 / 2) + |b|^2 / 2 - |w_j - b|^2 / 2
     pre = map(

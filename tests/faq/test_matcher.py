@@ -143,6 +143,17 @@ def test_korean_particles_and_endings_do_not_change_the_stem() -> None:
     assert {"반품", "기간"} <= set(terms("반품기간이 며칠이에요"))
 
 
+def test_repeated_words_give_the_same_terms_whatever_a_caller_did_with_the_last_list() -> None:
+    # Words and terms are cached per token and per word: the lists handed out are new.
+    first = terms("card card declined")
+    assert first == [stem("card"), stem("card"), stem("declined")]
+    first.append("changed")
+    assert terms("card card declined") == [stem("card"), stem("card"), stem("declined")]
+    ws = words("u r late")
+    ws.clear()
+    assert words("u r late") == ["you", "are", "late"]
+
+
 def test_jamo_spells_out_hangul_syllables() -> None:
     assert jamo("배송") == "ㅂㅐㅅㅗㅇ"
     assert jamo("a배") == "aㅂㅐ"
