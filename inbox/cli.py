@@ -18,7 +18,7 @@ from typing import Any
 from inbox.errors import InboxError
 from inbox.settings import Settings
 
-APP_FACTORY = "web.app:create_app"
+APP_FACTORY = "web.app:serve_app"
 MIGRATE = "web.migrate:upgrade"
 SIMULATORS = "connectors.simulate:run"
 DEMO_ENV = "connectors.simulate:DEMO_PROVIDER_ENV"

@@ -1,14 +1,19 @@
 """What the app's startup sets up besides the routes: WAL checkpoints off the commit path
-on a SQLite file."""
+on a SQLite file, and (for `inbox serve`) a frozen startup heap."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+from collections.abc import Iterator
+
+import pytest
 
 from inbox.checkpoint import FALLBACK_PAGES, database_path
 from tests.conftest import make_settings
 from tests.support.server import live_server
+from web.app import create_app
 
 
 async def test_app_on_a_sqlite_file_checkpoints_while_commits_do_not(sqlite_url: str) -> None:
@@ -27,3 +32,22 @@ async def test_app_on_a_sqlite_file_checkpoints_while_commits_do_not(sqlite_url:
             while os.path.getsize(path) <= size:
                 await asyncio.sleep(0.05)
     assert autocheckpoint == FALLBACK_PAGES
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """Starts and ends with nothing frozen (a frozen test process would never free it)."""
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+
+
+@pytest.mark.usefixtures("unfrozen")
+@pytest.mark.parametrize("freeze_heap", [True, False])
+async def test_only_an_app_asked_to_freezes_its_startup_heap(sqlite_url: str,
+                                                             freeze_heap: bool) -> None:
+    app = create_app(make_settings(sqlite_url), migrate_db=False, responders=lambda s: [],
+                     dispatch=False, freeze_heap=freeze_heap)
+    async with app.router.lifespan_context(app):
+        frozen = gc.get_freeze_count()
+    assert (frozen > 0) is freeze_heap
