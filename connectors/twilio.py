@@ -117,6 +117,16 @@ RETRYABLE_CODES = frozenset({20429, 63018})
 OPTED_OUT_CODES = frozenset({21610})
 
 _PHONE = re.compile(r"\+?[0-9]{1,20}")
+# Form fields copied as they are into `Inbound.meta`, under these keys.
+_META_FIELDS = (
+    ("WaId", "wa_id"),
+    ("ExternalUserId", "whatsapp_user_id"),
+    ("ParentExternalUserId", "parent_whatsapp_user_id"),
+    ("ProfileUsername", "username"),
+    ("MessagingServiceSid", "messaging_service_sid"),
+    ("MessageType", "message_type"),
+    ("OriginalRepliedMessageSid", "reply_to_provider_id"),
+)
 _REFERRAL_KEY = re.compile(r"(?<!^)(?=[A-Z])")
 
 # Longest identifiers and addresses we accept (the store's column sizes, inbox/models.py);
@@ -213,10 +223,7 @@ def _without_nul(form: dict[str, list[str]]) -> dict[str, list[str]]:
     Nothing reads a NUL on purpose, and PostgreSQL refuses one in a text column (a 500
     instead of a stored message). Signatures are checked on the form as received.
     """
-    for key, values in form.items():
-        if "\x00" in key or any("\x00" in v for v in values):
-            break
-    else:
+    if "\x00" not in "".join(form) and "\x00" not in "".join(map("".join, form.values())):
         return form  # the usual case: nothing to copy
     return {k.replace("\x00", ""): [v.replace("\x00", "") for v in vs] for k, vs in form.items()}
 
@@ -404,16 +411,7 @@ class TwilioConnector:
 
     def _meta(self, form: dict[str, list[str]]) -> dict[str, Any]:
         meta: dict[str, Any] = {}
-        simple = {
-            "WaId": "wa_id",
-            "ExternalUserId": "whatsapp_user_id",
-            "ParentExternalUserId": "parent_whatsapp_user_id",
-            "ProfileUsername": "username",
-            "MessagingServiceSid": "messaging_service_sid",
-            "MessageType": "message_type",
-            "OriginalRepliedMessageSid": "reply_to_provider_id",
-        }
-        for field, key in simple.items():
+        for field, key in _META_FIELDS:
             if value := _first(form, field):
                 meta[key] = value
         if _first(form, "Latitude") and _first(form, "Longitude"):
