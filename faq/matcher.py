@@ -354,7 +354,7 @@ class Matcher:
             for t in p.termset:
                 entry.tf[t] = entry.tf.get(t, 0) + 1
             # Interned: a gram that thousands of entries have is then one string, not
-            # one per entry (a third of the index's memory at 10,000 entries).
+            # one per entry (over a quarter of the index's memory at 10,000 entries).
             gtf.update(map(sys.intern, _grams(p.text)))
             wset |= p.words
         entry.gtf = dict(gtf)
