@@ -636,12 +636,14 @@ class Matcher:
         bigram = 0.0
         qbig = q.bigrams
         if qbig:
-            counts = [0] * nphr
             bpos = entry.bpos
-            for b in qbig:
-                for i in bpos.get(b, ()):
-                    counts[i] += 1
-            bigram = max(counts) / len(qbig)
+            shared = bpos.keys() & qbig  # in C; most candidates share no bigram
+            if shared:
+                counts = [0] * nphr
+                for b in shared:
+                    for i in bpos[b]:
+                        counts[i] += 1
+                bigram = max(counts) / len(qbig)
         centroid = num / (qnorm * entry.norm) if entry.norm > 0.0 else 0.0
         if missing < 0.0:
             missing = 0.0
