@@ -1006,18 +1006,20 @@ _BASE_COLUMNS = operator.itemgetter(
 _Compiled = tuple[
     float, tuple[float, ...], tuple[tuple[float, ...], ...], tuple[float, ...], tuple[float, ...]
 ]
-_compiled: dict[tuple[int, int, int], _Compiled] = {}
+# FAQ size -> (the CONF_* objects it was compiled from, the compiled form).
+_compiled: dict[int, tuple[tuple[object, ...], _Compiled]] = {}
 
 
 def _compile(size: int) -> _Compiled:
     """CONF_* with the FAQ-size columns folded in, for an FAQ of `size` entries:
     (bias, linear weights on the other columns, the hidden units' weight rows on
     them, each unit's bias plus half its row's squared norm, output weights).
-    Cached per size and constants."""
-    key = (size, id(CONF_WEIGHTS), id(CONF_HIDDEN))
-    got = _compiled.get(key)
-    if got is not None:
-        return got
+    Cached per size until any CONF_* is replaced (as `bench.faq_bench --fit` does;
+    the objects are compared, not their ids, which a new tuple can reuse)."""
+    sources = (CONF_WEIGHTS, CONF_BIAS, CONF_HIDDEN, CONF_HIDDEN_BIAS, CONF_OUT)
+    hit = _compiled.get(size)
+    if hit is not None and all(map(operator.is_, hit[0], sources)):
+        return hit[1]
     cols = _size_columns(math.log(max(size, 2)))
 
     def fold(row: tuple[float, ...], bias: float) -> tuple[float, tuple[float, ...]]:
@@ -1032,10 +1034,11 @@ def _compile(size: int) -> _Compiled:
     folded = [fold(row, b) for row, b in zip(CONF_HIDDEN, CONF_HIDDEN_BIAS)]
     if len(_compiled) > 64:
         _compiled.clear()
-    got = _compiled[key] = (
+    got: _Compiled = (
         bias, linear, tuple(row for _, row in folded),
         tuple(b + 0.5 * math.fsum(w * w for w in row) for b, row in folded), tuple(CONF_OUT),
     )
+    _compiled[size] = (sources, got)
     return got
 
 

@@ -467,6 +467,21 @@ def test_confidence_with_size_columns_folded_in_equals_the_reference(size: int) 
             )
 
 
+def test_fast_confidence_follows_constants_replaced_by_a_refit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bench.faq_bench --fit` assigns new CONF_* tuples several times in one process;
+    # the compiled form cached per FAQ size must never outlive the constants it was
+    # compiled from (a new tuple can even get a freed one's id).
+    m = Matcher(FEATURE_DOCS)
+    ranked, _ = m._rank("topup account")
+    x = matcher_mod._calibration_x([f for _, _, f in ranked], 0, len(m))
+    before = matcher_mod._sized_confidence(x, len(m))
+    monkeypatch.setattr(matcher_mod, "CONF_OUT", tuple(-w for w in matcher_mod.CONF_OUT))
+    monkeypatch.setattr(matcher_mod, "CONF_BIAS", matcher_mod.CONF_BIAS + 1.0)
+    after = matcher_mod._sized_confidence(x, len(m))
+    assert after != pytest.approx(before)
+    assert after == pytest.approx(matcher_mod._confidence(x), abs=1e-12)
+
+
 def test_an_edit_after_matching_gives_the_same_answers_as_a_fresh_build() -> None:
     # Per-message caches (gram weights, entry norms) must not outlive an edit.
     m = Matcher(FEATURE_DOCS)
