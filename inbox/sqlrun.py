@@ -115,33 +115,44 @@ class NotOneHop(RuntimeError):
 
 
 class _GroupCommit:
-    """The plans waiting for one engine's connection, run as groups by one task at a
-    time (started by the first plan to find none running)."""
+    """The plans waiting for one engine's connection. The first plan to find nobody
+    running groups runs at once in its caller's task (no task switch on a quiet server);
+    what queues meanwhile is run as groups by one task, until nothing waits."""
 
     def __init__(self) -> None:
         self.waiting: list[tuple[Plan[Any], asyncio.Future[Any]]] = []
-        self.task: asyncio.Task[None] | None = None
+        self.running = False
 
     async def run(self, engine: AsyncEngine, plan: Plan[T]) -> T:
         """`plan`'s result once the group that ran it committed (its exception else)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         self.waiting.append((plan, future))
-        if self.task is None:
-            self.task = loop.create_task(self._drain(engine))
+        if not self.running:
+            self.running = True
+            try:
+                await self._run_next(engine)  # this plan alone: nothing else waited
+            finally:
+                if self.waiting:
+                    self._task = loop.create_task(self._drain(engine))
+                else:
+                    self.running = False
         return await future
 
     async def _drain(self, engine: AsyncEngine) -> None:
         try:
             while self.waiting:
-                group = self.waiting[:MAX_GROUP]
-                del self.waiting[:MAX_GROUP]
-                await self._run(engine, group)
+                await self._run_next(engine)
         finally:
-            self.task = None
+            self.running = False
             if self.waiting:  # cancelled (shutdown): nobody will run these
                 _fail([f for _, f in self.waiting], asyncio.CancelledError())
                 self.waiting.clear()
+
+    async def _run_next(self, engine: AsyncEngine) -> None:
+        group = self.waiting[:MAX_GROUP]
+        del self.waiting[:MAX_GROUP]
+        await self._run(engine, group)
 
     async def _run(self, engine: AsyncEngine,
                    group: list[tuple[Plan[Any], asyncio.Future[Any]]]) -> None:

@@ -57,7 +57,7 @@ def run_plan(raw: sqlite3.Connection, sync_conn: Connection | Engine, plan: Plan
     try:
         result = _drive(raw, sync_conn if events else None, sync_conn.dialect, plan)
         if raw.in_transaction:
-            raw.commit()
+            _commit(raw)
             if events:
                 sync_conn.dispatch.commit(sync_conn)  # type: ignore[arg-type]
         return result
@@ -111,11 +111,11 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
             outcomes.append((True, value))
         if raw.in_transaction:
             try:
-                raw.commit()
-            except sqlite3.Error as exc:
+                _commit(raw)
+            except sa_exc.DBAPIError as exc:
                 if raw.in_transaction:
                     raw.rollback()
-                lose(sa_exc.DBAPIError.instance("COMMIT", None, exc, sqlite3.Error))
+                lose(exc)
             else:
                 if events:
                     sync_conn.dispatch.commit(sync_conn)  # type: ignore[arg-type]
@@ -124,6 +124,13 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
         if raw.in_transaction:
             raw.rollback()
         raise
+
+
+def _commit(raw: sqlite3.Connection) -> None:
+    try:
+        raw.commit()
+    except sqlite3.Error as exc:  # as SQLAlchemy reports a failed commit
+        raise sa_exc.DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
 
 
 def _listening(sync_conn: Connection | Engine) -> bool:

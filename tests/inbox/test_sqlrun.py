@@ -1,6 +1,6 @@
 """Plans on SQLite (`inbox.sqlrun`): plans that wait for the one connection run as a group
 in one transaction, yet each commits or fails as if it ran alone, and nobody hears of
-success before the commit that holds it."""
+success before the commit that holds it; a plan on an idle connection runs alone."""
 
 from __future__ import annotations
 
@@ -55,9 +55,18 @@ async def names(engine: AsyncEngine) -> list[str]:
         return list((await conn.execute(text("SELECT name FROM item ORDER BY id"))).scalars())
 
 
+def nothing() -> Plan[None]:
+    return
+    yield  # a plan (a generator) with no statement
+
+
 async def run_all(engine: AsyncEngine, *plans: Plan[Any]) -> list[Any]:
-    """Every plan started at once (so they queue for the connection together)."""
-    return await asyncio.gather(*(sqlrun.run(engine, p) for p in plans), return_exceptions=True)
+    """Every plan started at once, while the connection is busy with another (the first
+    plan on an idle connection runs alone), so they queue for it together."""
+    _busy, *results = await asyncio.gather(
+        sqlrun.run(engine, nothing()), *(sqlrun.run(engine, p) for p in plans),
+        return_exceptions=True)
+    return results
 
 
 async def test_plans_started_together_each_return_their_own_result(engine: AsyncEngine) -> None:
@@ -96,3 +105,13 @@ async def test_a_lone_plan_that_raises_rolls_back(engine: AsyncEngine) -> None:
         await sqlrun.run(engine, add("x", then_fail=True))
 
     assert await names(engine) == []
+
+
+async def test_a_plan_on_an_idle_connection_commits_without_waiting_for_later_ones(
+    engine: AsyncEngine,
+) -> None:
+    results = await asyncio.gather(sqlrun.run(engine, add("first")), sqlrun.run(engine, add_orphan()),
+                                   return_exceptions=True)
+
+    assert results[0] == 1 and isinstance(results[1], IntegrityError)
+    assert await names(engine) == ["first"]
