@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from faq.normalise import (
     terms,
     words,
 )
+from faq.rerank import best_jaccard, ranking_scores
 from faq.signals import abstain_reason
 
 REPO = Path(__file__).resolve().parents[2]
@@ -492,3 +494,25 @@ def test_an_edit_after_matching_gives_the_same_answers_as_a_fresh_build() -> Non
     assert [m.match(t) for t in texts] == [Matcher([*FEATURE_DOCS, extra]).match(t) for t in texts]
     m.remove("odd")
     assert [m.match(t) for t in texts] == before
+
+
+# --- the stage-2 ranking score -----------------------------------------------------
+
+
+def test_best_jaccard_prefers_the_phrasing_that_says_just_what_the_message_says() -> None:
+    q = frozenset({"reset", "password"})
+    assert best_jaccard(q, [frozenset({"reset", "password"})]) == 1.0
+    assert best_jaccard(q, [frozenset({"password", "email", "chang"})]) == pytest.approx(0.25)
+    assert best_jaccard(q, [frozenset({"order"}), frozenset()]) == 0.0
+
+
+def test_ranking_scores_are_the_linear_part_plus_the_hidden_layer() -> None:
+    feats = [(0.5, 1.0, -2.0), (0.0, 0.25, 3.0)]
+    linear, hidden, bias, out = (1.0, -1.0, 0.5), ((0.2, 0.1, -0.3), (1.0, 0.0, 2.0)), (0.1, -0.5), (0.7, -1.2)
+    want = [
+        sum(w * x for w, x in zip(linear, f))
+        + sum(o * math.tanh(b + sum(w * x for w, x in zip(row, f))) for row, b, o in zip(hidden, bias, out))
+        for f in feats
+    ]
+    assert ranking_scores(feats, linear, hidden, bias, out) == pytest.approx(want, abs=1e-12)
+    assert ranking_scores(feats, linear, (), (), ()) == pytest.approx([-1.5, 1.25])
