@@ -97,6 +97,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run(APP_FACTORY, factory=True, host=args.host, port=args.port, workers=args.workers,
                 proxy_headers=True, forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
                 log_level=args.log_level, ws_max_size=65_536,
+                # Above info the access log is filtered out anyway; off, uvicorn does not
+                # build its arguments for every request.
+                access_log=args.log_level.lower() in ("trace", "debug", "info"),
                 # Our JSON heartbeat already keeps idle sockets alive every ~20 s; the
                 # protocol ping only has to find dead peers, so it runs 3x less often
                 # (at 5,000 idle agents the two together were ~500 frames/s).
