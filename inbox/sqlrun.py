@@ -8,15 +8,16 @@ and receives their rows (a pure core with thin I/O shells, as python-websockets 
 
 Two shells run a plan, with one behaviour:
 
-    run_async(conn, plan, ...)   any backend: each statement through SQLAlchemy on an
-                                 AsyncConnection; a plan may also yield an async callable
+    run_async(conn, plan, ...)   any backend: the plan on an AsyncConnection, in one
+                                 greenlet; a plan may also yield an async callable
                                  (a lookup through the ORM), awaited with `arg`
     run_one_hop(engine, plan)    SQLite (aiosqlite): the whole plan, its commit included,
                                  in one call on the connection's own thread, together
                                  with the plans that queued meanwhile (group commit)
     run(engine, plan)            a transaction of its own: one hop when the engine can
-                                 (and the plan allows), else statement by statement
-                                 (PostgreSQL); every step runs its plans through this
+                                 (and the plan allows), else checkout, BEGIN, the
+                                 statements and COMMIT in one greenlet (PostgreSQL);
+                                 every step runs its plans through this
 
 Why the second: on SQLite each statement through SQLAlchemy's async adapter cost ~200 us
 of event-loop CPU (a greenlet, a thread hop, cursor and result wrapping) against ~10 us
@@ -26,17 +27,25 @@ writer) run as one group when it is free: one pool checkout, one thread hop and 
 commit for all of them, each plan in a savepoint of its own (`inbox.sqlthread`). Under
 load that is most of the connection's work; a lone plan runs and commits by itself as
 before. Whoever awaits a plan hears of it only after the commit that holds it.
+
+Why one greenlet elsewhere (PostgreSQL): each `await` on an AsyncConnection or
+AsyncEngine (connect, begin, every execute, commit, close) spawns a greenlet of its own
+and wraps the call; a customer's first message with the FAQ bot's hand-over awaited about
+25 of them. Run as one synchronous function under one `greenlet_spawn`, the plan's
+statements still wait for asyncpg on the event loop (SQLAlchemy's `await_only`), with the
+same statements, round trips, transaction and errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from inbox.db import _ONE_HOP_FITS as ONE_HOP_FITS
 from inbox.db import _OneHopConnection
@@ -52,7 +61,15 @@ MAX_GROUP = 64
 
 
 async def run_async(conn: AsyncConnection, plan: Plan[T], arg: Any = None) -> T:
-    """Run `plan` on `conn` (in the caller's transaction), statement by statement."""
+    """Run `plan` on `conn` (in the caller's transaction, which it neither commits nor
+    rolls back): its statements in order, its async callables awaited with `arg`; returns
+    the plan's result, or raises what a statement or the plan raised."""
+    return await conn.run_sync(_drive, plan, lambda: arg)
+
+
+def _drive(sync_conn: Connection, plan: Plan[T], arg: Callable[[], Any]) -> T:
+    # Runs inside a greenlet_spawn: a statement's wait for the driver, and an async
+    # callable's, go back to the event loop through await_only.
     answer: Any = None
     while True:
         try:
@@ -60,10 +77,18 @@ async def run_async(conn: AsyncConnection, plan: Plan[T], arg: Any = None) -> T:
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
         if isinstance(request, Query):
-            result = await conn.execute(request.statement, request.params)
+            result = sync_conn.execute(request.statement, request.params)
             answer = list(result) if result.returns_rows else []
         else:
-            answer = await request(arg)
+            answer = await_only(request(arg()))
+
+
+def _transaction(engine: AsyncEngine, plan: Plan[T]) -> T:
+    # Checkout, BEGIN, the plan, COMMIT (ROLLBACK when anything raises) and checkin, all
+    # in the one greenlet `run` spawned. An async callable gets an AsyncConnection on the
+    # same connection and transaction, made only when one asks.
+    with engine.sync_engine.begin() as sync_conn:
+        return _drive(sync_conn, plan, lambda: AsyncConnection(engine, sync_conn))
 
 
 async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
@@ -91,15 +116,15 @@ async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
 async def run(engine: AsyncEngine, plan: Plan[T], *, one_hop: bool = True) -> T:
     """Run `plan` in a transaction of its own and commit it (roll back when it raises):
     in one hop on SQLite when the engine allows and `one_hop` (the plan yields Query
-    requests only), else statement by statement, its async callables awaited with the
-    transaction's `AsyncConnection` (for a lookup through the ORM on it)."""
+    requests only), else in one greenlet (checkout to checkin), its async callables
+    awaited with an `AsyncConnection` on the transaction's connection (for a lookup
+    through the ORM on it). Returns only after the commit."""
     if one_hop and one_hop_capable(engine):
         try:
             return await run_one_hop(engine, plan)
         except NotOneHop:
             pass  # raised before the plan started: it runs below instead
-    async with engine.begin() as conn:
-        return await run_async(conn, plan, conn)
+    return await greenlet_spawn(_transaction, engine, plan)  # type: ignore[no-any-return]
 
 
 def one_hop_capable(engine: AsyncEngine) -> bool:

@@ -1,0 +1,109 @@
+"""Plans on PostgreSQL (`inbox.sqlrun.run`, one greenlet per transaction): the plan's
+statements and its async callables share one transaction, which commits only when the
+plan returns; a plan that raises or is cancelled leaves nothing and frees its connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Integer, column, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from inbox import sqlrun
+from inbox.db import make_engine
+from inbox.sqlrun import Plan, Query
+from tests.support.backends import postgres_url
+
+pytestmark = pytest.mark.postgres
+
+ADD = text("INSERT INTO plan_item (name) VALUES (:name) RETURNING id").columns(
+    column("id", Integer))
+
+
+@pytest.fixture
+async def engine() -> AsyncIterator[AsyncEngine]:
+    """A PostgreSQL engine as the app makes it (one pooled connection), with one table."""
+    eng = make_engine(postgres_url() or "", pool_size=1, max_overflow=0, pool_timeout=5)
+    async with eng.begin() as conn:
+        await conn.execute(text("DROP TABLE IF EXISTS plan_item"))
+        await conn.execute(text("CREATE TABLE plan_item (id SERIAL PRIMARY KEY, name TEXT UNIQUE)"))
+    try:
+        yield eng
+    finally:
+        async with eng.begin() as conn:
+            await conn.execute(text("DROP TABLE IF EXISTS plan_item"))
+        await eng.dispose()
+
+
+async def names(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text("SELECT name FROM plan_item ORDER BY id"))).scalars())
+
+
+async def count_through(conn: AsyncConnection) -> int:
+    """What an ORM lookup in a plan does: await statements on the AsyncConnection."""
+    return int((await conn.execute(text("SELECT count(*) FROM plan_item"))).scalar_one())
+
+
+def add_then_look(*names_: str, then_fail: bool = False) -> Plan[tuple[list[int], int]]:
+    ids = []
+    for name in names_:
+        (row,) = yield Query(ADD, {"name": name})
+        ids.append(int(row.id))
+    seen = yield count_through  # sees the rows above: the same transaction
+    if then_fail:
+        raise LookupError("the plan gave up")
+    return ids, seen
+
+
+async def test_a_plan_and_its_async_lookups_share_one_transaction_that_commits_at_the_end(
+    engine: AsyncEngine,
+) -> None:
+    ids, seen = await sqlrun.run(engine, add_then_look("a", "b"))
+    assert len(ids) == 2 and seen == 2
+    assert await names(engine) == ["a", "b"]
+
+
+async def test_a_plan_that_raises_leaves_nothing_and_frees_its_connection(
+    engine: AsyncEngine,
+) -> None:
+    with pytest.raises(LookupError):
+        await sqlrun.run(engine, add_then_look("a", then_fail=True))
+    assert await names(engine) == []
+    await sqlrun.run(engine, add_then_look("later"))  # the one connection is back in the pool
+    assert await names(engine) == ["later"]
+
+
+async def test_a_statement_the_database_refuses_raises_its_error_and_rolls_back(
+    engine: AsyncEngine,
+) -> None:
+    with pytest.raises(IntegrityError):
+        await sqlrun.run(engine, add_then_look("same", "same"))
+    assert await names(engine) == []
+
+
+async def test_a_cancelled_plan_leaves_nothing_and_frees_its_connection(
+    engine: AsyncEngine,
+) -> None:
+    started = asyncio.Event()
+
+    async def wait_forever(_conn: Any) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    def stuck() -> Plan[None]:
+        yield Query(ADD, {"name": "never"})
+        yield wait_forever
+
+    task = asyncio.ensure_future(sqlrun.run(engine, stuck()))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await names(engine) == []
+    await sqlrun.run(engine, add_then_look("after"))
+    assert await names(engine) == ["after"]
