@@ -151,6 +151,32 @@ def _drive(raw: sqlite3.Connection, sync_conn: Connection | None, dialect: Diale
         answer = _execute(raw, sync_conn, dialect, request)
 
 
+def bind_args(prepared: _Prepared, params: Mapping[str, Any] | None) -> list[Any]:
+    """`params` as the positional values of `prepared`'s SQL, through its bind processors
+    (a value the statement bound itself when `params` lacks it); raises SQLAlchemy's
+    StatementError for a value it cannot bind, as SQLAlchemy does."""
+    params = params or {}
+    args = []
+    try:
+        for name, bind in zip(prepared.names, prepared.binds, strict=True):
+            value = params[name] if name in params else prepared.defaults[name]
+            args.append(bind(value) if bind is not None else value)
+    except Exception as exc:  # as SQLAlchemy reports a parameter it cannot bind
+        raise sa_exc.StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}",
+                                    prepared.sql, params, exc) from exc
+    return args
+
+
+def make_rows(prepared: _Prepared, fetched: Sequence[Sequence[Any]]) -> list[Any]:
+    """Driver rows as a plan receives them: through the result processors, with
+    attribute access by column name (none for a statement without columns)."""
+    if prepared.row is None:
+        return []
+    make, results = prepared.row._make, prepared.results
+    return [make([p(v) if p is not None else v for p, v in zip(results, r, strict=True)])
+            for r in fetched]
+
+
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     sql: str
@@ -159,13 +185,17 @@ class _Prepared:
     defaults: Mapping[str, Any]  # values bound in the statement itself
     results: tuple[Callable[[Any], Any] | None, ...]
     row: Any  # a namedtuple class, or None for a statement without rows
+    plain: bool  # no parameter rendered at execution (an expanding IN, a literal)
 
 
 # statement object -> its compiled form, per dialect name (statements are built once).
 _PREPARED: dict[tuple[Any, str], _Prepared] = {}
 
 
-def _prepare(statement: Any, dialect: Dialect) -> _Prepared:
+def prepare(statement: Any, dialect: Dialect) -> _Prepared:
+    """`statement` compiled once for `dialect` (cached per statement object: statements
+    are built once), with its positional parameter names, bind and result processors
+    and a row class (None for a statement without columns)."""
     key = (statement, dialect.name)
     found = _PREPARED.get(key)
     if found is not None:
@@ -179,23 +209,16 @@ def _prepare(statement: Any, dialect: Dialect) -> _Prepared:
                    or getattr(statement, "exported_columns", None) or ())
     results = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns)
     row = namedtuple("Row", [c.key for c in columns], rename=True) if columns else None  # type: ignore[misc]
-    prepared = _Prepared(compiled.string, names, binds, defaults, results, row)
+    plain = not (compiled.literal_execute_params or compiled.post_compile_params)
+    prepared = _Prepared(compiled.string, names, binds, defaults, results, row, plain)
     _PREPARED[key] = prepared
     return prepared
 
 
 def _execute(raw: sqlite3.Connection, sync_conn: Connection | None, dialect: Dialect,
              query: Query) -> list[Any]:
-    prepared = _prepare(query.statement, dialect)
-    params = query.params or {}
-    args = []
-    try:
-        for name, bind in zip(prepared.names, prepared.binds, strict=True):
-            value = params[name] if name in params else prepared.defaults[name]
-            args.append(bind(value) if bind is not None else value)
-    except Exception as exc:  # as SQLAlchemy reports a parameter it cannot bind
-        raise sa_exc.StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}",
-                                    prepared.sql, params, exc) from exc
+    prepared = prepare(query.statement, dialect)
+    args = bind_args(prepared, query.params)
     if sync_conn is not None:
         sync_conn.dispatch.before_cursor_execute(sync_conn, None, prepared.sql, args, None, False)
     try:
@@ -204,8 +227,4 @@ def _execute(raw: sqlite3.Connection, sync_conn: Connection | None, dialect: Dia
         cursor.close()
     except sqlite3.Error as exc:
         raise sa_exc.DBAPIError.instance(prepared.sql, args, exc, sqlite3.Error) from exc
-    if prepared.row is None:
-        return []
-    make, results = prepared.row._make, prepared.results
-    return [make([p(v) if p is not None else v for p, v in zip(results, r, strict=True)])
-            for r in fetched]
+    return make_rows(prepared, fetched)

@@ -6,20 +6,37 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Integer, column, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    column,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from inbox import sqlrun
-from inbox.db import make_engine
+from inbox.db import JSONType, UTCDateTime, make_engine
 from inbox.sqlrun import Plan, Query
 from tests.support.backends import postgres_url
 
 pytestmark = pytest.mark.postgres
 
+TYPED = Table("plan_typed", MetaData(), Column("id", Integer, primary_key=True),
+              Column("at", UTCDateTime), Column("data", JSONType))
+ADD_TYPED = insert(TYPED).values(at=bindparam("at", type_=UTCDateTime()),
+                                 data=bindparam("data", type_=JSONType)).returning(
+    TYPED.c.id, TYPED.c.at, TYPED.c.data)
+READ_TYPED = select(TYPED.c.at, TYPED.c.data).where(TYPED.c.id == 1)
 ADD = text("INSERT INTO plan_item (name) VALUES (:name) RETURNING id").columns(
     column("id", Integer))
 
@@ -31,11 +48,14 @@ async def engine() -> AsyncIterator[AsyncEngine]:
     async with eng.begin() as conn:
         await conn.execute(text("DROP TABLE IF EXISTS plan_item"))
         await conn.execute(text("CREATE TABLE plan_item (id SERIAL PRIMARY KEY, name TEXT UNIQUE)"))
+        await conn.execute(text("DROP TABLE IF EXISTS plan_typed"))
+        await conn.run_sync(TYPED.metadata.create_all)
     try:
         yield eng
     finally:
         async with eng.begin() as conn:
             await conn.execute(text("DROP TABLE IF EXISTS plan_item"))
+            await conn.execute(text("DROP TABLE IF EXISTS plan_typed"))
         await eng.dispose()
 
 
@@ -105,5 +125,37 @@ async def test_a_cancelled_plan_leaves_nothing_and_frees_its_connection(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await names(engine) == []
+    await sqlrun.run(engine, add_then_look("after"))
+    assert await names(engine) == ["after"]
+
+
+async def test_rows_come_back_typed_with_attribute_access(engine: AsyncEngine) -> None:
+    at = datetime(2026, 5, 1, 12, 30, tzinfo=timezone(timedelta(hours=2)))
+    data = {"text": "hello", "flags": ["a"], "n": 3}
+
+    def typed() -> Plan[tuple[Any, Any]]:
+        (added,) = yield Query(ADD_TYPED, {"at": at, "data": data})
+        (read,) = yield Query(READ_TYPED)
+        return added, read
+
+    added, read = await sqlrun.run(engine, typed())
+    assert added.id == 1 and added.at == at and added.at.tzinfo == UTC and added.data == data
+    assert (read.at, read.data) == (at, data)
+
+
+async def test_a_connection_the_server_dropped_fails_its_plan_and_the_next_plan_reconnects(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as conn:
+        pid = int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+    killer = make_engine(postgres_url() or "", pool_size=1, max_overflow=0)
+    try:
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await killer.dispose()
+    with pytest.raises(DBAPIError) as failed:
+        await sqlrun.run(engine, add_then_look("lost"))
+    assert failed.value.connection_invalidated
     await sqlrun.run(engine, add_then_look("after"))
     assert await names(engine) == ["after"]
