@@ -170,3 +170,32 @@ def test_single_message_encoding_equals_the_batched_model_pipeline(encoder) -> N
         assert np.abs(one - encoder.encode([text + " "])[0]).max() < 1e-4
         assert abs(float(np.linalg.norm(one)) - 1.0) < 1e-4
     assert np.abs(encoder.encode_one(texts[0]) - batched[0]).max() < 1e-4
+
+
+def test_fitted_constants_have_one_weight_per_feature(matcher) -> None:
+    from faq import semantic
+
+    ids, feats, ctx = matcher.candidates("where is my parcel", matcher._embed("where is my parcel"))
+    assert ids and all(len(f) == len(semantic.RANK_WEIGHTS) for f in feats)
+    assert all(len(row) == len(semantic.RANK_WEIGHTS) for row in semantic.RANK_HIDDEN)
+    assert len(semantic.RANK_HIDDEN) == len(semantic.RANK_HIDDEN_BIAS) == len(semantic.RANK_OUT)
+    scores = [semantic.rank_score(f) for f in feats]
+    x = semantic.calibration_x(feats, scores, 0, len(matcher), ctx)
+    assert len(x) == len(semantic.CONF_WEIGHTS)
+
+
+def test_words_of_a_removed_entry_become_unknown_again(matcher) -> None:
+    message = "gift wrapping"
+
+    def unknown_share() -> float:
+        _, _, ctx = matcher.candidates(message, matcher._embed(message))
+        return ctx[1]
+
+    assert unknown_share() == 1.0
+    matcher.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?"))
+    assert unknown_share() == 0.0
+    matcher.upsert(FaqDoc("gift-wrap", "Do you sell vouchers?"))  # replaced: words gone
+    assert unknown_share() == 1.0
+    matcher.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?"))
+    matcher.remove("gift-wrap")
+    assert unknown_share() == 1.0
