@@ -188,15 +188,16 @@ class _Prepared:
     plain: bool  # no parameter rendered at execution (an expanding IN, a literal)
 
 
-# statement object -> its compiled form, per dialect name (statements are built once).
-_PREPARED: dict[tuple[Any, str], _Prepared] = {}
+# statement object -> its compiled form, per dialect and driver (statements are built
+# once; the driver decides the parameter style).
+_PREPARED: dict[tuple[Any, str, str], _Prepared] = {}
 
 
 def prepare(statement: Any, dialect: Dialect) -> _Prepared:
     """`statement` compiled once for `dialect` (cached per statement object: statements
     are built once), with its positional parameter names, bind and result processors
     and a row class (None for a statement without columns)."""
-    key = (statement, dialect.name)
+    key = (statement, dialect.name, dialect.driver)
     found = _PREPARED.get(key)
     if found is not None:
         return found
