@@ -246,6 +246,10 @@ class SemanticMatcher:
             self._encoder.encode(texts)
         for doc in docs:
             self.upsert(doc)
+        if docs:
+            # Centring, densities and hubness now, in the builder's thread (faq.service
+            # builds off the event loop), not in the first match (seconds at 10,000).
+            self._index()
 
     def __len__(self) -> int:
         return len(self._lexical)
