@@ -31,7 +31,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -482,6 +482,18 @@ def _logit_grad(data: list[tuple[tuple[float, ...], int, float]], l2: float):
     return grad
 
 
+def _adam_arrays(P: dict[str, Any], g: dict[str, Any], moments: dict[str, Any], lr: float,
+                 step: int) -> None:
+    """One Adam step (beta 0.9 / 0.999) on the numpy arrays in `P`, in place."""
+    np = _numpy()
+    for k in P:
+        m1, v1 = moments[k]
+        m1 = 0.9 * m1 + 0.1 * g[k]
+        v1 = 0.999 * v1 + 0.001 * g[k] ** 2
+        moments[k] = (m1, v1)
+        P[k] -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(v1 / (1 - 0.999**step)) + 1e-8)
+
+
 def _fit_rank_mlp(
     data: list[tuple[list[tuple[float, ...]], int, float]],
     *,
@@ -534,12 +546,7 @@ def _fit_rank_mlp(
             "wl": np.einsum("qc,qcf->f", dz, Xs) + l2 * P["wl"],
             "W1": np.einsum("qch,qcf->fh", dh, Xs) + l2 * P["W1"], "b1": dh.sum((0, 1)),
         }
-        for k in P:
-            m1, v1 = moments[k]
-            m1 = 0.9 * m1 + 0.1 * g[k]
-            v1 = 0.999 * v1 + 0.001 * g[k] ** 2
-            moments[k] = (m1, v1)
-            P[k] -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(v1 / (1 - 0.999**step)) + 1e-8)
+        _adam_arrays(P, g, moments, lr, step)
         if step % 200 == 0:
             loss = -(wt * np.log(pr[rows, gold] + 1e-12)).sum()
             print(f"  rank step {step}: loss {loss:.4f}", file=sys.stderr)
@@ -593,12 +600,7 @@ def _fit_conf_mlp(
             "w2": h.T @ d + l2 * P["w2"], "wl": Xs.T @ d + l2 * P["wl"],
             "b": np.array([d.sum()]), "W1": Xs.T @ dh + l2 * P["W1"], "b1": dh.sum(0),
         }
-        for k in P:
-            m1, v1 = moments[k]
-            m1 = 0.9 * m1 + 0.1 * g[k]
-            v1 = 0.999 * v1 + 0.001 * g[k] ** 2
-            moments[k] = (m1, v1)
-            P[k] -= lr * (m1 / (1 - 0.9**step)) / (np.sqrt(v1 / (1 - 0.999**step)) + 1e-8)
+        _adam_arrays(P, g, moments, lr, step)
         if step % 300 == 0:
             loss = -(wt * (y * np.log(pr + 1e-12) + (1 - y) * np.log(1 - pr + 1e-12))).sum()
             print(f"  conf step {step}: loss {loss:.4f}", file=sys.stderr)
