@@ -52,6 +52,22 @@ class EventOut:
         return data
 
     @classmethod
+    def encoded(cls, *, seq: int, type: str, conversation_id: int | None,
+                payload: dict[str, Any], created_at: datetime | None,
+                payload_text: PayloadText) -> EventOut:
+        """The committed event whose payload was encoded as `payload_text`
+        (`encode_payload`): its `wire()` text is built from that text, not encoded again
+        (the same text `wire()` would produce)."""
+        event = cls(seq=seq, type=type, conversation_id=conversation_id, payload=payload,
+                    created_at=created_at)
+        text, compact = payload_text
+        if compact and not _WIRE_KEYS.intersection(payload):
+            head = (f'{{"seq":{seq:d},"type":{json.dumps(type, ensure_ascii=False)},'
+                    f'"conversation_id":{"null" if conversation_id is None else f"{conversation_id:d}"}')
+            event._text.append(head + "}" if text == "{}" else head + "," + text[1:])
+        return event
+
+    @classmethod
     def from_row(cls, row: Event) -> EventOut:
         """The public event for a stored row."""
         return cls(
@@ -61,6 +77,32 @@ class EventOut:
             payload=row.payload,
             created_at=row.created_at,
         )
+
+
+# The keys `to_json` puts first; a payload holding one of them overrides it in place.
+_WIRE_KEYS = frozenset(("seq", "type", "conversation_id"))
+
+# A payload's JSON text, and whether it is the compact form `wire()` uses.
+PayloadText = tuple[str, bool]
+
+
+def encode_payload(payload: dict[str, Any]) -> PayloadText:
+    """`payload` as the JSON text the event log stores: the compact, non-ASCII-escaped
+    form `EventOut.wire()` uses (so the frame reuses it, `EventOut.encoded`), or the
+    ASCII-escaped form when the text holds what UTF-8 cannot carry (a lone surrogate
+    from a JSON webhook's escape), as the log stored every payload before.
+
+    An agent's frame costs one encoding per event instead of two (the log's, then the
+    wire's): ~1.2 KB per message.created.
+    """
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    if text.isascii():
+        return text, True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload), False
+    return text, True
 
 
 def view_fields(conversation: Conversation | Any) -> dict[str, Any]:

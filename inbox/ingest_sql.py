@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from inbox import store
-from inbox.events import EventOut
+from inbox.events import EventOut, encode_payload
 from inbox.models import Contact, Conversation, Identity, Message, OutboxRow, StoredFile
 from inbox.sqlrun import Plan, Query
 
@@ -48,12 +48,18 @@ def insert_events(items: list[tuple[str, int | None, dict[str, Any]]], *,
                   dialect: str) -> Plan[list[EventOut]]:
     """A plan's events (type, conversation id, payload) in one INSERT, after the event
     lock on PostgreSQL (`store.add_events`: taken after the conversation row's lock, as
-    every step does); returns them as published after commit."""
+    every step does); returns them as published after commit (on SQLite with their
+    wire text already made from the stored payload text)."""
     if dialect == "postgresql":
         yield Query(store.EVENT_LOCK)
-    statement, params, at = store.event_rows(items)
+        statement, params, at = store.event_rows(items)
+        seqs = [row.seq for row in (yield Query(statement, params))]
+        return store.events_out(seqs, items, at)
+    # SQLite stores the payloads as the text their frames reuse (one encoding, not two).
+    texts = [encode_payload(payload) for _, _, payload in items]
+    statement, params, at = store.event_rows(items, texts=texts)
     seqs = [row.seq for row in (yield Query(statement, params))]
-    return store.events_out(seqs, items, at)
+    return store.events_out(seqs, items, at, texts=texts)
 
 
 @functools.cache

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import search as search_clauses
-from inbox.events import EventOut
+from inbox.events import EventOut, PayloadText
 from inbox.models import (
     Agent,
     Contact,
@@ -86,41 +86,54 @@ async def add_events(
     return events_out(result.scalars().all(), items, now)
 
 
-def event_rows(items: Sequence[tuple[str, int | None, dict[str, Any]]]) -> tuple[Any, dict[str, Any], datetime]:
-    """The INSERT of these events (one statement), its parameters and their time."""
+def event_rows(items: Sequence[tuple[str, int | None, dict[str, Any]]], *,
+               texts: Sequence[PayloadText] | None = None) -> tuple[Any, dict[str, Any], datetime]:
+    """The INSERT of these events (one statement), its parameters and their time.
+    `texts`: the payloads already encoded (`events.encode_payload`), stored as they are."""
     now = utcnow()
     params: dict[str, Any] = {}
     for i, (kind, conversation_id, payload) in enumerate(items):
         params.update({f"type_{i}": kind, f"conversation_id_{i}": conversation_id,
-                       f"payload_{i}": payload, f"created_at_{i}": now})
-    return _insert_events(len(items)), params, now
+                       f"payload_{i}": payload if texts is None else texts[i][0],
+                       f"created_at_{i}": now})
+    return _insert_events(len(items), encoded=texts is not None), params, now
 
 
 def events_out(seqs: Sequence[int], items: Sequence[tuple[str, int | None, dict[str, Any]]],
-               created_at: datetime) -> list[EventOut]:
-    """The public forms of events inserted by `event_rows`, given the seqs it returned.
+               created_at: datetime, *,
+               texts: Sequence[PayloadText] | None = None) -> list[EventOut]:
+    """The public forms of events inserted by `event_rows`, given the seqs it returned
+    (and the `texts` it stored, which their wire forms reuse).
 
     Rows are inserted in VALUES order, each drawing the next seq; RETURNING's own order
     is not promised (SQLite says so), hence the sort.
     """
+    if texts is not None:
+        return [EventOut.encoded(seq=seq, type=kind, conversation_id=conversation_id,
+                                 payload=payload, created_at=created_at, payload_text=text)
+                for seq, (kind, conversation_id, payload), text
+                in zip(sorted(seqs), items, texts, strict=True)]
     return [EventOut(seq=seq, type=kind, conversation_id=conversation_id, payload=payload,
                      created_at=created_at)
             for seq, (kind, conversation_id, payload) in zip(sorted(seqs), items, strict=True)]
 
 
 @functools.cache
-def _insert_events(n: int) -> Any:
+def _insert_events(n: int, *, encoded: bool = False) -> Any:
     # Built once per row count: a plain INSERT of n rows, typed bind parameters (JSON,
     # UTC times), no ORM object, identity map or flush. Written as text because
     # SQLAlchemy compiles a multi-row `insert().values([...])` again at every execution
     # (it does not cache those), and its executemany form with ordered RETURNING is one
-    # statement per row on SQLite.
+    # statement per row on SQLite. `encoded`: payloads bound as the JSON text they are.
     table: Any = Event.__table__
     names = ("type", "conversation_id", "payload", "created_at")
+    types = {name: table.c[name].type for name in names}
+    if encoded:
+        types["payload"] = Text()
     rows = ", ".join("(" + ", ".join(f":{name}_{i}" for name in names) + ")" for i in range(n))
     return (
         text(f"INSERT INTO event ({', '.join(names)}) VALUES {rows} RETURNING seq")
-        .bindparams(*(bindparam(f"{name}_{i}", type_=table.c[name].type)
+        .bindparams(*(bindparam(f"{name}_{i}", type_=types[name])
                       for i in range(n) for name in names))
         .columns(table.c.seq)
     )

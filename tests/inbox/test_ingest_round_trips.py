@@ -10,6 +10,7 @@ it. These tests pin the statement counts and the behaviour that the shortcuts mu
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -489,3 +490,14 @@ async def test_ingest_on_an_engine_without_the_one_hop_connection_runs_statement
         assert summary["handled_by"] == "human"
     finally:
         await engine.dispose()
+
+
+async def test_live_frames_are_the_frames_the_event_log_replays(rt: Runtime) -> None:
+    # What agents received live is what a client resuming with ?since= reads from the
+    # log, byte for byte (the live frame reuses the stored payload text on SQLite).
+    first = await pipeline.ingest(rt, sms("안녕하세요 — où est ma commande?", sender="+15550107030"))
+    second = await pipeline.ingest(rt, sms('"quoted" \\ back\nslash', sender="+15550107030"))
+    live = [*first.events, *second.events]
+    replayed = await _events(rt, first.conversation_id)
+    assert [e.wire() for e in replayed] == [e.wire() for e in live]
+    assert [json.loads(e.wire()) for e in live] == [e.to_json() for e in live]
