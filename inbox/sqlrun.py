@@ -54,6 +54,7 @@ from inbox.sqlthread import (
     Plan,
     Query,
     bind_args,
+    drive,
     make_rows,
     prepare,
     run_group,
@@ -80,20 +81,17 @@ def _drive(sync_conn: Connection, plan: Plan[T], arg: Callable[[], Any]) -> T:
     # Runs inside a greenlet_spawn: a statement's wait for the driver, and an async
     # callable's, go back to the event loop through await_only.
     direct = _direct_capable(sync_conn)
-    answer: Any = None
-    while True:
-        try:
-            request = plan.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        if isinstance(request, Query):
-            rows = _execute_direct(sync_conn, request) if direct else None
-            if rows is None:
-                result = sync_conn.execute(request.statement, request.params)
-                rows = list(result) if result.returns_rows else []
-            answer = rows
-        else:
-            answer = await_only(request(arg()))
+
+    def answer(request: Any) -> Any:
+        if not isinstance(request, Query):
+            return await_only(request(arg()))
+        rows = _execute_direct(sync_conn, request) if direct else None
+        if rows is None:
+            result = sync_conn.execute(request.statement, request.params)
+            rows = list(result) if result.returns_rows else []
+        return rows
+
+    return drive(plan, answer)
 
 
 def _direct_capable(sync_conn: Connection) -> bool:
@@ -202,6 +200,7 @@ class _GroupCommit:
     def __init__(self) -> None:
         self.waiting: list[tuple[Plan[Any], asyncio.Future[Any]]] = []
         self.running = False
+        self._task: asyncio.Task[None] | None = None  # the one draining the queue
 
     async def run(self, engine: AsyncEngine, plan: Plan[T]) -> T:
         """`plan`'s result once the group that ran it committed (its exception else)."""
@@ -238,32 +237,31 @@ class _GroupCommit:
                    group: list[tuple[Plan[Any], asyncio.Future[Any]]]) -> None:
         futures = [f for _, f in group]
         try:
-            fairy = await engine.raw_connection()
+            outcomes = await _run_group(engine, [p for p, _ in group])
         except BaseException as exc:
             _fail(futures, exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        try:
-            driver = fairy.driver_connection
-            if not isinstance(driver, _OneHopConnection):
-                raise NotOneHop(type(driver).__name__)
-            sync_engine: Engine = engine.sync_engine
-            outcomes = await driver._execute(run_group, driver._conn, sync_engine,
-                                             [p for p, _ in group])
-        except BaseException as exc:
-            _fail(futures, exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        finally:
-            await greenlet_spawn(fairy.close)
         for future, (ok, value) in zip(futures, outcomes, strict=True):
             if not future.done():
                 if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+
+async def _run_group(engine: AsyncEngine, plans: list[Plan[Any]]) -> list[Any]:
+    # One checkout, `plans` in one call on the connection's thread (`run_group`), checkin.
+    fairy = await engine.raw_connection()
+    try:
+        driver = fairy.driver_connection
+        if not isinstance(driver, _OneHopConnection):
+            raise NotOneHop(type(driver).__name__)
+        sync_engine: Engine = engine.sync_engine
+        return await driver._execute(run_group, driver._conn, sync_engine, plans)  # type: ignore[no-any-return]
+    finally:
+        await greenlet_spawn(fairy.close)
 
 
 def _fail(futures: list[asyncio.Future[Any]], exc: BaseException) -> None:

@@ -51,19 +51,16 @@ Outcome = tuple[bool, Any]
 
 def run_plan(raw: sqlite3.Connection, sync_conn: Connection | Engine, plan: Plan[T]) -> T:
     """Run `plan` and commit (roll back and re-raise when it raises)."""
-    events = _listening(sync_conn)
+    listener = _listener(sync_conn)
     if raw.isolation_level is None and not raw.in_transaction:
         raw.execute("BEGIN")  # autocommit mode: the plan's statements commit together
     try:
-        result = _drive(raw, sync_conn if events else None, sync_conn.dialect, plan)
+        result = _drive(raw, listener, sync_conn.dialect, plan)
         if raw.in_transaction:
-            _commit(raw)
-            if events:
-                sync_conn.dispatch.commit(sync_conn)  # type: ignore[arg-type]
+            _commit(raw, listener)
         return result
     except BaseException:
-        if raw.in_transaction:
-            raw.rollback()
+        _rollback(raw)
         raise
 
 
@@ -80,8 +77,7 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
             return [(True, run_plan(raw, sync_conn, plans[0]))]
         except Exception as exc:  # noqa: BLE001 - raised in the plan's caller
             return [(False, exc)]
-    events = _listening(sync_conn)
-    listener = sync_conn if events else None
+    listener = _listener(sync_conn)
     dialect = sync_conn.dialect
     outcomes: list[Outcome] = []
     held: list[int] = []  # plans whose work the open transaction holds
@@ -111,44 +107,59 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
             outcomes.append((True, value))
         if raw.in_transaction:
             try:
-                _commit(raw)
+                _commit(raw, listener)
             except sa_exc.DBAPIError as exc:
-                if raw.in_transaction:
-                    raw.rollback()
+                _rollback(raw)
                 lose(exc)
-            else:
-                if events:
-                    sync_conn.dispatch.commit(sync_conn)  # type: ignore[arg-type]
         return outcomes
     except BaseException:
-        if raw.in_transaction:
-            raw.rollback()
+        _rollback(raw)
         raise
 
 
-def _commit(raw: sqlite3.Connection) -> None:
+def _commit(raw: sqlite3.Connection, listener: Connection | None) -> None:
+    # Commit, then tell the engine's `commit` listeners (None: nobody listens).
     try:
         raw.commit()
     except sqlite3.Error as exc:  # as SQLAlchemy reports a failed commit
         raise sa_exc.DBAPIError.instance("COMMIT", None, exc, sqlite3.Error) from exc
+    if listener is not None:
+        listener.dispatch.commit(listener)
 
 
-def _listening(sync_conn: Connection | Engine) -> bool:
-    return isinstance(sync_conn, Connection) and (sync_conn._has_events
-                                                  or sync_conn.engine._has_events)
+def _rollback(raw: sqlite3.Connection) -> None:
+    if raw.in_transaction:
+        raw.rollback()
+
+
+def _listener(sync_conn: Connection | Engine) -> Connection | None:
+    # The Connection whose listeners hear of statements and commits, or None (nobody).
+    if isinstance(sync_conn, Connection) and (sync_conn._has_events
+                                              or sync_conn.engine._has_events):
+        return sync_conn
+    return None
+
+
+def drive(plan: Plan[T], answer: Callable[[Any], Any]) -> T:
+    """Run `plan` to its end, sending it `answer(request)` for each request it yields;
+    returns the plan's result (what `answer` or the plan raises propagates)."""
+    reply: Any = None
+    while True:
+        try:
+            request = plan.send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        reply = answer(request)
 
 
 def _drive(raw: sqlite3.Connection, sync_conn: Connection | None, dialect: Dialect,
            plan: Plan[T]) -> T:
-    answer: Any = None
-    while True:
-        try:
-            request = plan.send(answer)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+    def answer(request: Any) -> list[Any]:
         if not isinstance(request, Query):
             raise TypeError(f"a one-hop plan yields Query only, not {request!r}")
-        answer = _execute(raw, sync_conn, dialect, request)
+        return _execute(raw, sync_conn, dialect, request)
+
+    return drive(plan, answer)
 
 
 def bind_args(prepared: _Prepared, params: Mapping[str, Any] | None) -> list[Any]:
