@@ -56,14 +56,15 @@ def _default_responders(settings: Settings) -> list[Responder]:
 
 
 async def build_runtime(settings: Settings, *, migrate_db: bool | None = None,
-                        responders: ResponderFactory | None = None) -> Runtime:
-    """Every resource the app needs, connected and (on SQLite) migrated."""
+                        responders: ResponderFactory | None = None,
+                        checkpointed: bool = False) -> Runtime:
+    """Every resource the app needs, connected and (on SQLite) migrated. `checkpointed`:
+    the caller checkpoints a SQLite file off the commit path (the app's lifespan, with a
+    `Checkpointer`), so commits checkpoint only if it falls far behind."""
     if migrate_db if migrate_db is not None else settings.is_sqlite:
         await asyncio.to_thread(migrate.upgrade, settings.database_url)
-    # The app's lifespan checkpoints a SQLite file off the commit path (`_start_extras`);
-    # commits checkpoint only if it falls far behind.
     engine = make_engine(settings.database_url, wal_autocheckpoint=(
-        FALLBACK_PAGES if database_path(settings.database_url) else None))
+        FALLBACK_PAGES if checkpointed and database_path(settings.database_url) else None))
     hub = Hub(queue_size=settings.hub_queue_size)
     bus: Bus = RedisBus(hub, settings.redis_url) if settings.redis_url else LocalBus(hub)
     rt = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine), hub=hub,
@@ -101,7 +102,8 @@ def create_app(settings: Settings | None = None, *, migrate_db: bool | None = No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        rt = await build_runtime(settings, migrate_db=migrate_db, responders=responders)
+        rt = await build_runtime(settings, migrate_db=migrate_db, responders=responders,
+                                 checkpointed=True)
         app.state.runtime = rt
         if dispatch and rt.dispatcher is not None:
             rt.dispatcher.start()

@@ -13,7 +13,7 @@ import pytest
 from inbox.checkpoint import FALLBACK_PAGES, database_path
 from tests.conftest import make_settings
 from tests.support.server import live_server
-from web.app import create_app
+from web.app import build_runtime, create_app
 
 
 async def test_app_on_a_sqlite_file_checkpoints_while_commits_do_not(sqlite_url: str) -> None:
@@ -33,6 +33,17 @@ async def test_app_on_a_sqlite_file_checkpoints_while_commits_do_not(sqlite_url:
                 await asyncio.sleep(0.05)
     assert autocheckpoint == FALLBACK_PAGES
 
+
+
+async def test_a_runtime_nobody_checkpoints_keeps_sqlites_own_threshold(sqlite_url: str) -> None:
+    # Without the app's lifespan no Checkpointer runs, so commits checkpoint as SQLite does.
+    rt = await build_runtime(make_settings(sqlite_url), migrate_db=False, responders=lambda s: [])
+    try:
+        async with rt.engine.begin() as conn:
+            autocheckpoint = (await conn.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one()
+    finally:
+        await rt.close()
+    assert autocheckpoint == 1000
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
