@@ -158,6 +158,10 @@ def seed(path: str, *, conversations: int = 100_000, messages: int = 1_000_000,
     t_index = time.perf_counter()
     for name in fts:
         con.execute(f"INSERT INTO \"{name}\"(\"{name}\") VALUES ('rebuild')")
+    if con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'search_index_state'").fetchone()[0]:
+        # Migration 0006: every message is in the index now (its batches start after).
+        con.execute("UPDATE search_index_state SET indexed_upto = "
+                    "(SELECT coalesce(max(id), 0) FROM message) WHERE tbl = 'message'")
     for _name, sql in triggers:
         con.execute(sql)
     t_fts = time.perf_counter()

@@ -10,7 +10,8 @@ many rows they look at:
 
 1. Rare text: the indexes of migration 0005 say how many rows may contain it (counting
    stops at `RARE_HITS`); when few, those candidates are fetched, rechecked and sorted.
-   SQLite: FTS5 trigram tables (`message_fts`, ...; a MATCH is a superset of the LIKE).
+   SQLite: FTS5 trigram tables (`message_fts`, ...; a MATCH is a superset of the LIKE),
+   plus the newest messages, which join `message_fts` in batches (`inbox.search_index`).
    PostgreSQL: pg_trgm GIN indexes on `lower(column)`, which serve the LIKE itself.
 2. Common text: the newest `PROBE_WINDOW` rows of the list (its own index order and
    filters) are tested one by one, and the page fills long before the window ends
@@ -50,6 +51,7 @@ from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from inbox import search_index
 from inbox.models import Contact, Conversation, Identity, Message
 
 # Rows of the list tested one by one for a common text. A page of 50 fills inside it when
@@ -63,6 +65,8 @@ MIN_INDEXED = 3
 SEARCHED = (("message", "text"), ("contact", "name"), ("identity", "value"),
             ("conversation", "subject"))
 FTS_TABLES = tuple(f"{table}_fts" for table, _ in SEARCHED)
+# SQLite: tables whose newest rows join their index in batches (`inbox.search_index`).
+BATCH_INDEXED = frozenset(table for table, _ in search_index.DEFERRED)
 TRGM_INDEXES = tuple(f"ix_{table}_{col}_trgm" for table, col in SEARCHED)
 # Fewer index hits than this (in all four tables): fetch them all and sort. Costs ~5 us
 # a hit; a common word has more and is found by the probe instead.
@@ -213,7 +217,10 @@ def _matching(model: Any, col: Any, table: str, search: str, kind: str | None) -
     all of Unicode, SQLite's lower() only ASCII)."""
     cond = _like(col, search)
     if kind == "fts":
-        cond = and_(model.id.in_(_fts_rowids(f"{table}_fts", search)), cond)
+        indexed = model.id.in_(_fts_rowids(f"{table}_fts", search))
+        if table in BATCH_INDEXED:  # and the newest rows, which their batch may not have reached
+            indexed = or_(indexed, search_index.unindexed(model.id, table))
+        cond = and_(indexed, cond)
     return cond
 
 

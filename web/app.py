@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import connectors
-from inbox import snooze
+from inbox import search_index, snooze
 from inbox.bus import Bus, LocalBus
 from inbox.checkpoint import FALLBACK_PAGES, Checkpointer, database_path
 from inbox.db import make_engine, make_sessionmaker
@@ -32,6 +32,7 @@ from inbox.outbox import Dispatcher
 from inbox.redis_bus import RedisBus
 from inbox.ports import Responder
 from inbox.runtime import Runtime
+from inbox.search_index import SearchIndexer
 from inbox.settings import Settings
 from web import migrate
 from web.errors import HANDLERS
@@ -180,14 +181,18 @@ YOUNG_GC_THRESHOLD = 10_000
 
 
 async def _start_extras(rt: Runtime) -> list[Callable[[], Any]]:
-    """Background services: WAL checkpoints (SQLite file), snooze wake-ups, and the
-    SMTP/IMAP ones when configured."""
+    """Background services: WAL checkpoints (SQLite file), the search index's batches
+    (SQLite), snooze wake-ups, and the SMTP/IMAP ones when configured."""
     stops: list[Callable[[], Any]] = list(await start_mail_services(rt))
     path = database_path(rt.settings.database_url)
     if path is not None:
         checkpointer = await Checkpointer(path).open()
         checkpointer.start()
         stops.append(checkpointer.stop)
+    if search_index.deferred(rt.engine):
+        indexer = SearchIndexer(rt.engine)
+        indexer.start()
+        stops.append(indexer.stop)
     stop_event = asyncio.Event()
     task = asyncio.get_running_loop().create_task(snooze.run(rt, stop_event))
 
