@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -84,6 +85,8 @@ class FaqService:
         self._checked_at = 0.0
         self._lock = asyncio.Lock()
         self._applied = 0  # edits reflected by _apply, to spot one during a build
+        # The semantic index is matched and edited in worker threads: one at a time.
+        self._index_lock = threading.Lock()
 
     # --- index ------------------------------------------------------------------------
     async def matcher(self, rt: Runtime) -> Matcher | SemanticMatcher:
@@ -116,24 +119,43 @@ class FaqService:
             self._encoder = MiniLMEncoder()
         return SemanticMatcher(docs, encoder=self._encoder)
 
-    def _apply(self, entry: FaqEntry | None, *, removed_id: int | None = None,
-               fingerprint: tuple[int, Any] | None = None) -> None:
+    async def _apply(self, entry: FaqEntry | None, *, removed_id: int | None = None,
+                     fingerprint: tuple[int, Any] | None = None) -> None:
         """Reflect one committed save or delete in the index (if it is built)."""
         self._applied += 1
-        if self._matcher is None:
+        index = self._matcher
+        if index is None:
             return
-        if entry is not None and entry.enabled:
-            self._matcher.upsert(doc_for(entry))
-        elif entry is not None:
-            self._matcher.remove(str(entry.id))
-        if removed_id is not None:
-            self._matcher.remove(str(removed_id))
+        if isinstance(index, SemanticMatcher):
+            # Embedding the new phrasings takes milliseconds to seconds: off the loop.
+            await asyncio.to_thread(self._edit, index, entry, removed_id)
+        else:
+            self._edit(index, entry, removed_id)
         if fingerprint is not None:
             self._fingerprint = fingerprint
 
+    def _edit(self, index: Matcher | SemanticMatcher, entry: FaqEntry | None,
+              removed_id: int | None) -> None:
+        with self._index_lock:
+            if entry is not None and entry.enabled:
+                index.upsert(doc_for(entry))
+            elif entry is not None:
+                index.remove(str(entry.id))
+            if removed_id is not None:
+                index.remove(str(removed_id))
+
     async def match(self, rt: Runtime, text: str, *, limit: int = 3) -> MatchResult:
-        """The matcher's ranking for `text`."""
-        return (await self.matcher(rt)).match(text, limit=limit)
+        """The matcher's ranking for `text`. The semantic re-ranker (~10-25 ms a message)
+        runs in a worker thread, so the event loop serves other requests meanwhile; the
+        default matcher (under a millisecond) runs in place."""
+        index = await self.matcher(rt)
+        if isinstance(index, SemanticMatcher):
+            return await asyncio.to_thread(self._match_locked, index, text, limit)
+        return index.match(text, limit=limit)
+
+    def _match_locked(self, index: SemanticMatcher, text: str, limit: int) -> MatchResult:
+        with self._index_lock:  # an edit changes its arrays in place
+            return index.match(text, limit=limit)
 
     # --- entries ----------------------------------------------------------------------
     async def create(self, rt: Runtime, values: dict[str, Any], *,
@@ -151,7 +173,7 @@ class FaqService:
                 fingerprint = await store.fingerprint(session)
         except IntegrityError:
             raise Conflict(f"external_id {values.get('external_id')!r} is taken") from None
-        self._apply(entry, fingerprint=fingerprint)
+        await self._apply(entry, fingerprint=fingerprint)
         return entry
 
     async def update(self, rt: Runtime, entry_id: int, values: dict[str, Any], *,
@@ -169,7 +191,7 @@ class FaqService:
                 fingerprint = await store.fingerprint(session)
         except IntegrityError:
             raise Conflict(f"external_id {values.get('external_id')!r} is taken") from None
-        self._apply(entry, fingerprint=fingerprint)
+        await self._apply(entry, fingerprint=fingerprint)
         return entry
 
     async def delete(self, rt: Runtime, entry_id: int) -> None:
@@ -180,7 +202,7 @@ class FaqService:
                 raise NotFound(f"FAQ entry {entry_id} does not exist")
             await store.delete_entry(session, entry=entry)
             fingerprint = await store.fingerprint(session)
-        self._apply(None, removed_id=entry_id, fingerprint=fingerprint)
+        await self._apply(None, removed_id=entry_id, fingerprint=fingerprint)
 
     async def upsert_external(self, rt: Runtime, values: dict[str, Any]) -> tuple[FaqEntry, bool]:
         """Create, or update the entry with the same external id; (entry, created)."""
