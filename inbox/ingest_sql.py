@@ -24,7 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from inbox import store
 from inbox.events import EventOut, encode_payload
 from inbox.models import Contact, Conversation, Identity, Message, OutboxRow, StoredFile
-from inbox.sqlrun import Plan, Query
+from inbox.sqlrun import DEFER_FLUSH, Plan, Query
 
 contact: Any = Contact.__table__
 identity: Any = Identity.__table__
@@ -52,6 +52,7 @@ def insert_events(items: list[tuple[str, int | None, dict[str, Any]]], *,
     wire text already made from the stored payload text)."""
     if dialect == "postgresql":
         yield Query(store.EVENT_LOCK)
+        yield DEFER_FLUSH  # release the lock at commit, not after the WAL flush
         statement, params, at = store.event_rows(items)
         seqs = [row.seq for row in (yield Query(statement, params))]
         return store.events_out(seqs, items, at)

@@ -45,6 +45,20 @@ class Query:
     params: Mapping[str, Any] | None = None
 
 
+class _DeferFlush:
+    """A plan's request: commit my transaction without waiting for the WAL flush, and
+    wait for durability after the commit instead (PostgreSQL; see `inbox.sqlrun`)."""
+
+    def __repr__(self) -> str:
+        return "DEFER_FLUSH"
+
+
+# Yielded by a plan that holds a lock other writers queue for until its commit (the
+# event lock): its commit then releases the lock before the flush, and whoever runs the
+# plan still answers only once the commit is durable. Nothing to do on SQLite.
+DEFER_FLUSH = _DeferFlush()
+
+
 # (True, the plan's result) or (False, the exception it ended with).
 Outcome = tuple[bool, Any]
 
@@ -155,6 +169,8 @@ def drive(plan: Plan[T], answer: Callable[[Any], Any]) -> T:
 def _drive(raw: sqlite3.Connection, sync_conn: Connection | None, dialect: Dialect,
            plan: Plan[T]) -> T:
     def answer(request: Any) -> list[Any]:
+        if request is DEFER_FLUSH:
+            return []  # SQLite: a commit waits for no flush of others (one writer)
         if not isinstance(request, Query):
             raise TypeError(f"a one-hop plan yields Query only, not {request!r}")
         return _execute(raw, sync_conn, dialect, request)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     column,
+    event,
     insert,
     select,
     text,
@@ -159,3 +160,47 @@ async def test_a_connection_the_server_dropped_fails_its_plan_and_the_next_plan_
     assert failed.value.connection_invalidated
     await sqlrun.run(engine, add_then_look("after"))
     assert await names(engine) == ["after"]
+
+
+def _deferring_plan(name: str) -> Plan[int]:
+    (row,) = yield Query(ADD, {"name": name})
+    yield sqlrun.DEFER_FLUSH
+    rows = yield Query(text("SELECT current_setting('synchronous_commit') AS mode")
+                       .columns(column("mode")))
+    assert rows[0].mode == "off"  # for this transaction only
+    return int(row.id)
+
+
+async def test_a_deferred_flush_commits_then_waits_for_durability_before_answering(
+        engine: AsyncEngine) -> None:
+    steps: list[str] = []
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        steps.append(sql.split()[0] + (" barrier" if "pg_logical_emit_message(true" in sql else ""))
+
+    def commit(_conn: Any) -> None:
+        steps.append("COMMIT")
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", statement)
+    event.listen(sync_engine, "commit", commit)
+    try:
+        new_id = await sqlrun.run(engine, _deferring_plan("durable"))
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", statement)
+        event.remove(sync_engine, "commit", commit)
+    # The row is in, the setting did not outlive its transaction, and the barrier ran
+    # after the commit, before `run` returned.
+    assert steps[-2:] == ["COMMIT", "SELECT barrier"], steps
+    assert "SET" in steps and steps.index("SET") < steps.index("COMMIT")
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT name FROM plan_item WHERE id = :i"),
+                                   {"i": new_id})).scalar() == "durable"
+        assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "on"
+
+
+async def test_a_deferred_flush_inside_someone_elses_transaction_is_not_granted(
+        engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        with pytest.raises(AssertionError):  # the plan sees synchronous_commit still on
+            await sqlrun.run_async(conn, _deferring_plan("inner"))
