@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from faq import store
-from faq.normalise import fold
 from faq.matcher import FaqDoc, Matcher, MatchResult
+from faq.normalise import fold
 from faq.policy import Decision, EntryFacts, Policy, Situation, confident, judge, screen
 from faq.semantic import MiniLMEncoder, SemanticMatcher
 from faq.store import FaqEntry

@@ -29,18 +29,30 @@ from inbox.db import make_engine, make_sessionmaker
 from inbox.hub import Hub
 from inbox.orders import StoredOrders
 from inbox.outbox import Dispatcher
-from inbox.redis_bus import RedisBus
 from inbox.ports import Responder
+from inbox.redis_bus import RedisBus
 from inbox.runtime import Runtime
 from inbox.search_index import SearchIndexer
 from inbox.settings import Settings
 from web import migrate
 from web.errors import HANDLERS
 from web.mail_services import start_mail_services
-from web.webchat_fallback import email_fallback
 from web.middleware import SecurityHeaders, SessionsExcept
-from web.routes import api, canned, compose, demo_sink, faq, media, merge, orders, pages, realtime, webhooks
+from web.routes import (
+    api,
+    canned,
+    compose,
+    demo_sink,
+    faq,
+    media,
+    merge,
+    orders,
+    pages,
+    realtime,
+    webhooks,
+)
 from web.static_paths import STATIC_DIR
+from web.webchat_fallback import email_fallback
 
 log = logging.getLogger(__name__)
 

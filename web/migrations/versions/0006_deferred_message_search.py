@@ -101,10 +101,10 @@ def deferred_triggers(table: str, column: str) -> list[str]:
     add, remove = _statements(table, column)
     mark = f"(SELECT indexed_upto FROM \"{STATE}\" WHERE tbl = '{table}')"
     return [
-        f'CREATE TRIGGER "{fts}_insert" AFTER INSERT ON "{table}" WHEN new.id <= {mark} '
-        f"BEGIN {add} END",
-        f'CREATE TRIGGER "{fts}_delete" AFTER DELETE ON "{table}" WHEN old.id <= {mark} '
-        f"BEGIN {remove} END",
+        (f'CREATE TRIGGER "{fts}_insert" AFTER INSERT ON "{table}" WHEN new.id <= {mark} '
+         f"BEGIN {add} END"),
+        (f'CREATE TRIGGER "{fts}_delete" AFTER DELETE ON "{table}" WHEN old.id <= {mark} '
+         f"BEGIN {remove} END"),
         (f'CREATE TRIGGER "{fts}_update" AFTER UPDATE OF "{column}" ON "{table}" '
          f'WHEN old."{column}" IS NOT new."{column}" AND old.id <= {mark} BEGIN {remove} {add} END'),
     ]
