@@ -198,6 +198,18 @@ async def test_a_deferred_flush_commits_then_waits_for_durability_before_answeri
                                    {"i": new_id})).scalar() == "durable"
         assert (await conn.execute(text("SHOW synchronous_commit"))).scalar() == "on"
 
+    # The barrier's autocommit did not stay on the pooled connection (one in this pool):
+    # the next plan is a transaction again, rolled back when it raises.
+    def half_done() -> Plan[None]:
+        yield Query(ADD, {"name": "half"})
+        raise RuntimeError("changed my mind")
+
+    with pytest.raises(RuntimeError):
+        await sqlrun.run(engine, half_done())
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM plan_item WHERE name = 'half'"))
+                ).scalar() == 0
+
 
 async def test_a_deferred_flush_inside_someone_elses_transaction_is_not_granted(
         engine: AsyncEngine) -> None:
