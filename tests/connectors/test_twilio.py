@@ -712,3 +712,14 @@ def test_the_fake_serves_blocking_clients_too(twilio_recorder: TwilioRecorder) -
     assert len(twilio_recorder.wait_for(4, timeout=1)) == 4
     with pytest.raises(AssertionError):
         twilio_recorder.wait_for(5, timeout=0.05)
+
+
+def test_the_messages_api_is_imported_with_the_connector_not_at_the_first_send() -> None:
+    import subprocess
+    import sys
+
+    probe = ("import sys, connectors.twilio; "
+             "print('twilio.rest.api.v2010.account.message' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "True"  # nothing left to import on the event loop
