@@ -34,6 +34,11 @@ and wraps the call; a customer's first message with the FAQ bot's hand-over awai
 25 of them. Run as one synchronous function under one `greenlet_spawn`, the plan's
 statements still wait for asyncpg on the event loop (SQLAlchemy's `await_only`), with the
 same statements, round trips, transaction and errors.
+
+A plan may yield `DEFER_FLUSH` (the event writers do, holding the event lock): on
+PostgreSQL, under `run`, its transaction then commits without waiting for the WAL flush,
+and `run` returns only after a durability barrier (see `_ASYNC_COMMIT` below); on
+SQLite, or inside a transaction someone else commits (`run_async`), it does nothing.
 """
 
 from __future__ import annotations
