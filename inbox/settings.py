@@ -28,6 +28,19 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
 
 
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise SystemExit(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
 def _templates(raw: str | None) -> tuple[dict[str, Any], ...]:
     """INBOX_WHATSAPP_TEMPLATES: a JSON list of {"name", "language", "label", "variables"}."""
     if raw is None or not raw.strip():
@@ -170,6 +183,8 @@ class Settings:
             imap_folder=e.get("INBOX_IMAP_FOLDER") or "INBOX",
             imap_interval=float(e.get("INBOX_IMAP_INTERVAL") or 60),
             faq_semantic=_bool(e.get("INBOX_FAQ_SEMANTIC")),
+            webhook_rate=_positive(e, "INBOX_WEBHOOK_RATE", cls.webhook_rate),
+            webhook_burst=int(_positive(e, "INBOX_WEBHOOK_BURST", cls.webhook_burst)),
         )
 
 

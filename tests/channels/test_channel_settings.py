@@ -1,4 +1,5 @@
-"""INBOX_WHATSAPP_TEMPLATES: the approved templates agents may send outside the window."""
+"""Channel settings read from the environment: INBOX_WHATSAPP_TEMPLATES (the approved
+templates agents may send outside the window) and the webhook rate limit."""
 
 from __future__ import annotations
 
@@ -30,3 +31,13 @@ def test_templates_are_read_from_json_with_defaults() -> None:
 def test_a_malformed_template_list_stops_the_server_with_a_reason(raw: str) -> None:
     with pytest.raises(SystemExit, match="INBOX_WHATSAPP_TEMPLATES"):
         Settings.from_env({**BASE, "INBOX_WHATSAPP_TEMPLATES": raw})
+
+
+def test_the_webhook_rate_limit_is_read_from_the_environment() -> None:
+    default = Settings.from_env(BASE)
+    assert (default.webhook_rate, default.webhook_burst) == (100.0, 300)
+    tuned = Settings.from_env({**BASE, "INBOX_WEBHOOK_RATE": "2500", "INBOX_WEBHOOK_BURST": "5000"})
+    assert (tuned.webhook_rate, tuned.webhook_burst) == (2500.0, 5000)
+    for bad in ("fast", "0", "-3", "inf", "nan"):
+        with pytest.raises(SystemExit, match="INBOX_WEBHOOK_RATE"):
+            Settings.from_env({**BASE, "INBOX_WEBHOOK_RATE": bad})
