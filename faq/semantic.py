@@ -183,7 +183,8 @@ class MiniLMEncoder:
         """Per text, its word pieces' unit-length vectors from the transformer's last
         layer ([CLS] and [SEP] left out; float16 to halve the memory: ~7 KB a
         phrasing), the input of the token-level match (`_maxsim`). Cached like
-        `encode`."""
+        `encode`; the same pass also caches each text's embedding (the mean of all its
+        tokens, as the model's pooling), so `encode` after it runs no transformer."""
         np = self._np
         todo = [t for t in dict.fromkeys(texts) if t not in self._tok_cache]
         if todo:
@@ -198,8 +199,13 @@ class MiniLMEncoder:
                                             truncation=True, max_length=self.MAX_TOKENS)
                     hidden = self._bert(**batch).last_hidden_state.numpy()
                     lengths = batch["attention_mask"].sum(1).tolist()
-                    for t, h, n in zip(chunk, hidden, lengths):
+                    if len(self._cache) + len(chunk) > self.CACHE_SIZE:
+                        self._cache.clear()
+                    for t, h, n in zip(chunk, hidden, lengths):  # padding is on the right
                         self._tok_cache[t] = _token_rows(np, h[:n])
+                        if t not in self._cache:
+                            v = h[:n].mean(0)
+                            self._cache[t] = (v / max(float(np.linalg.norm(v)), 1e-12)).astype(np.float32)
         return [self._tok_cache[t] for t in texts]
 
 
@@ -342,9 +348,9 @@ class SemanticMatcher:
         self._vocab: dict[str, int] = {}  # word -> number of entries using it
         docs = list(docs)
         texts = [t for d in docs for t in _phrasings(d)]
-        if texts:  # one batched encode for a bulk build
+        if texts:  # one batched encode for a bulk build (token vectors first: the
+            self._encode_tokens(texts)  # same pass gives MiniLMEncoder the embeddings)
             self._encoder.encode(texts)
-            self._encode_tokens(texts)
         for doc in docs:
             self.upsert(doc)
         if docs:
@@ -368,9 +374,9 @@ class SemanticMatcher:
         self._lexical.upsert(doc)
         texts = _phrasings(doc)
         self._vectors.pop(doc.id, None)
-        self._vectors[doc.id] = self._encoder.encode(texts)
         self._tokens.pop(doc.id, None)
-        tokens = self._encode_tokens(texts)
+        tokens = self._encode_tokens(texts)  # first: see __init__
+        self._vectors[doc.id] = self._encoder.encode(texts)
         if tokens is not None:
             np = self._np
             lengths = np.array([len(t) for t in tokens])

@@ -229,3 +229,13 @@ def test_token_vectors_follow_upsert_and_remove(matcher) -> None:
     assert -1.0 < matcher._maxsim("gift-wrap", tokens, -1.0) < wrapped
     matcher.remove("gift-wrap")
     assert matcher._maxsim("gift-wrap", tokens, -1.0) == -1.0  # no tokens left: the fallback
+
+
+def test_token_pass_gives_the_model_embeddings(encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    texts = ["Is vacuuming on my todo list?", "ok"]
+    fresh = [t + "  " for t in texts]  # not cached yet
+    encoder.encode_tokens(fresh)  # caches the embeddings from the same pass
+    for text, vector in zip(fresh, encoder.encode(fresh)):
+        assert np.abs(vector - encoder.encode_one_tokens(text + " ")[0]).max() < 1e-4
