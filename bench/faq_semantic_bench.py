@@ -288,7 +288,9 @@ def fit(tasks: Sequence[Task], *, cache: str | None = None) -> None:
     draws and seeds, so the same dev data and matcher give the same constants.
     `cache`: an .npz file of the phrasings' and dev queries' embeddings and token
     vectors, read if it exists and holds both, else written (a refit after a feature
-    change then encodes nothing)."""
+    change then encodes nothing). A cache written before the encoder changed holds
+    vectors that differ in the last bits, enough to move the tanh units' constants
+    by a few hundredths: delete it then."""
     encoder = _encoder()
     fresh = load_cache(encoder, cache) if cache else False
     per = _dev_rows(tasks, encoder)
