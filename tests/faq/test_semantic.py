@@ -199,3 +199,43 @@ def test_words_of_a_removed_entry_become_unknown_again(matcher) -> None:
     matcher.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?"))
     matcher.remove("gift-wrap")
     assert unknown_share() == 1.0
+
+
+def test_message_token_vectors_equal_the_batched_ones(encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    texts = ["Where is my card?", "I can't remember the secret code for the login screen", "hi"]
+    batched = encoder.encode_tokens(texts)  # padded together in one batch
+    for text, rows in zip(texts, batched):
+        vector, tokens = encoder.encode_one_tokens(text + " ")  # not cached: the single way
+        assert tokens.shape == rows.shape and tokens.shape[1] == 384
+        assert np.abs(tokens.astype(np.float32) - rows.astype(np.float32)).max() < 2e-3
+        assert np.allclose(np.linalg.norm(rows.astype(np.float32), axis=1), 1.0, atol=2e-3)
+        assert np.abs(vector - encoder.encode_one(text + " ")).max() < 1e-6
+
+
+def test_token_match_is_highest_for_the_entry_sharing_the_words(matcher) -> None:
+    _, tokens = matcher._embed_tokens("how do I reset my password")
+    scores = {d.id: matcher._maxsim(d.id, tokens, 0.0) for d in DOCS}
+    assert max(scores, key=scores.__getitem__) == "reset-password"
+    assert all(0.0 < s <= 1.0 + 1e-3 for s in scores.values())
+
+
+def test_token_vectors_follow_upsert_and_remove(matcher) -> None:
+    _, tokens = matcher._embed_tokens("gift wrapping")
+    matcher.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?"))
+    wrapped = matcher._maxsim("gift-wrap", tokens, -1.0)
+    matcher.upsert(FaqDoc("gift-wrap", "Do you sell vouchers?"))
+    assert -1.0 < matcher._maxsim("gift-wrap", tokens, -1.0) < wrapped
+    matcher.remove("gift-wrap")
+    assert matcher._maxsim("gift-wrap", tokens, -1.0) == -1.0  # no tokens left: the fallback
+
+
+def test_token_pass_gives_the_model_embeddings(encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    texts = ["Is vacuuming on my todo list?", "ok"]
+    fresh = [t + "  " for t in texts]  # not cached yet
+    encoder.encode_tokens(fresh)  # caches the embeddings from the same pass
+    for text, vector in zip(fresh, encoder.encode(fresh)):
+        assert np.abs(vector - encoder.encode_one_tokens(text + " ")[0]).max() < 1e-4
