@@ -317,22 +317,24 @@ def fit(tasks: Sequence[Task], *, cache: str | None = None) -> None:
     _set_rank(rank)
     model = fit_conf(conf_rows(data))
     _set_conf(model)
-    print("RANK_HIDDEN: tuple[tuple[float, ...], ...] = (")
-    for row in rank[1]:
-        print("    ", tuple(round(float(x), 4) for x in row), ",", sep="")
-    print(")")
+    _print_rows("RANK_HIDDEN", rank[1])
     print("RANK_HIDDEN_BIAS: tuple[float, ...] =", tuple(round(float(x), 4) for x in rank[2]))
     print("RANK_OUT: tuple[float, ...] =", tuple(round(float(x), 4) for x in rank[3]))
     print("RANK_WEIGHTS: tuple[float, ...] =", tuple(round(x, 4) for x in rank[0]))
     print("CONF_WEIGHTS: tuple[float, ...] =", tuple(round(float(x), 4) for x in model[0]))
     print("CONF_BIAS: float =", round(float(model[1]), 4))
-    print("CONF_HIDDEN: tuple[tuple[float, ...], ...] = (")
-    for row in model[2]:
-        print("    ", tuple(round(float(x), 4) for x in row), ",", sep="")
-    print(")")
+    _print_rows("CONF_HIDDEN", model[2])
     print("CONF_HIDDEN_BIAS: tuple[float, ...] =", tuple(round(float(x), 4) for x in model[3]))
     print("CONF_OUT: tuple[float, ...] =", tuple(round(float(x), 4) for x in model[4]))
     print("RAW_THRESHOLD: float =", round(b[0], 4) if b else None)
+
+
+def _print_rows(name: str, rows: Any) -> None:
+    """A fitted matrix as the Python constant faq/semantic.py holds (paste it there)."""
+    print(f"{name}: tuple[tuple[float, ...], ...] = (")
+    for row in rows:
+        print("    ", tuple(round(float(x), 4) for x in row), ",", sep="")
+    print(")")
 
 
 def main(argv: Sequence[str] = ()) -> int:
