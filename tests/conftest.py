@@ -21,6 +21,25 @@ SHARED = Path(os.environ.get("INBOX_SHARED_DIR", Path(__file__).resolve().parent
 FIXTURES = SHARED / "fixtures"
 
 
+# On CI (CI=true, set by .ci/run) every test must run: a skip there means a missing
+# server, browser, IMAP daemon, fixture or extra that CI is meant to provide. The
+# backends' own skips already fail under CI; this catches every other kind (skipif,
+# importorskip) and fails the run, naming the tests.
+_SKIPPED_ON_CI: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        _SKIPPED_ON_CI.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED_ON_CI and session.exitstatus == 0:
+        session.exitstatus = 1
+        print(f"\nCI: {len(_SKIPPED_ON_CI)} test(s) skipped, which CI must run: "
+              + ", ".join(_SKIPPED_ON_CI[:10]))
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
     """Test settings: fast retries, a fixed secret, no provider credentials."""
     base = dict(
