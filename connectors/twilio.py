@@ -49,6 +49,7 @@ from twilio.rest import Client
 
 from connectors.whatsapp_window import ensure_free_form_allowed
 from inbox.errors import SendFailed, SignatureInvalid, UnsupportedPayload
+from inbox.forms import parse_form
 from inbox.settings import Settings
 from inbox.types import (
     FLAG_HELP,
@@ -214,7 +215,7 @@ def form_of(request: WebhookRequest) -> dict[str, list[str]]:
     content_type = (request.header("content-type") or "").lower()
     if request.body and (not content_type or "x-www-form-urlencoded" in content_type):
         try:
-            return parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+            return parse_form(request.body.decode("utf-8"))
         except UnicodeDecodeError:
             return {}
     return {}

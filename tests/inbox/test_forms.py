@@ -1,4 +1,4 @@
-"""`web.http.parse_form` reads a url-encoded body exactly as `urllib.parse.parse_qs(...,
+"""`inbox.forms.parse_form` reads a url-encoded body exactly as `urllib.parse.parse_qs(...,
 keep_blank_values=True)` does (it only skips decoding fields that need none)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from urllib.parse import parse_qs, quote, urlencode
 
-from web.http import parse_form
+from inbox.forms import parse_form
 
 TRICKY = [
     "", "&", "&&a=1&&", "a", "a=", "=", "=x", "a==b", "a=b=c", "a=1&a=2&a=", "a+b=c+d",
