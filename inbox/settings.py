@@ -28,7 +28,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
 
 
-def _positive(env: dict[str, str], name: str, default: float) -> float:
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    """`_int`, at least 1."""
+    value = _int(env, name, default)
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _rate(env: dict[str, str], name: str, default: float) -> float:
+    """A positive, finite number of events per second (`SystemExit` naming `name` else)."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -36,7 +45,7 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
-    if not value > 0 or value == float("inf"):
+    if not 0 < value < float("inf"):
         raise SystemExit(f"{name} must be a positive number, got {raw!r}")
     return value
 
@@ -183,8 +192,8 @@ class Settings:
             imap_folder=e.get("INBOX_IMAP_FOLDER") or "INBOX",
             imap_interval=float(e.get("INBOX_IMAP_INTERVAL") or 60),
             faq_semantic=_bool(e.get("INBOX_FAQ_SEMANTIC")),
-            webhook_rate=_positive(e, "INBOX_WEBHOOK_RATE", cls.webhook_rate),
-            webhook_burst=int(_positive(e, "INBOX_WEBHOOK_BURST", cls.webhook_burst)),
+            webhook_rate=_rate(e, "INBOX_WEBHOOK_RATE", cls.webhook_rate),
+            webhook_burst=_count(e, "INBOX_WEBHOOK_BURST", cls.webhook_burst),
         )
 
 
