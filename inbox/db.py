@@ -48,6 +48,26 @@ class UTCDateTime(TypeDecorator[datetime]):
             return general
         return _sqlite_text
 
+    # SQLite: the aware datetime of the stored text in one C call (0.2 us) instead of
+    # DATETIME's parser and this type's `replace` in turn (1.4 us); a follow-up message
+    # reads seven. Used only where it gives the very same values as the general path.
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite" or general is None:
+            return general
+
+        def fast(value: str | None) -> datetime | None:
+            if value is None:
+                return None
+            try:
+                return datetime.fromisoformat(value + "+00:00")
+            except (TypeError, ValueError):  # not the text this type stores: as before
+                return general(value)  # type: ignore[no-any-return]
+
+        if not all(_same(general, fast, text) for text in _RESULT_PROBES):
+            return general
+        return fast
+
 
 def _sqlite_text(value: datetime | None) -> str | None:
     if value is None:
@@ -56,7 +76,7 @@ def _sqlite_text(value: datetime | None) -> str | None:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:-6]  # less its "+00:00"
 
 
 def _same(general: Any, fast: Any, value: Any) -> bool:
@@ -67,6 +87,8 @@ def _same(general: Any, fast: Any, value: Any) -> bool:
 
 
 _PROBE = datetime(2026, 1, 2, 3, 4, 5, 60708, tzinfo=UTC)
+_RESULT_PROBES = ("2026-01-02 03:04:05.060708", "2026-01-02 03:04:05.000000",
+                  "1999-12-31 23:59:59")
 
 
 JSONType = JSON().with_variant(JSON(), "postgresql")

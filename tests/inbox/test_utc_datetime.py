@@ -33,3 +33,23 @@ def test_the_sqlite_bind_text_equals_the_general_path_and_reads_back_the_same_in
     assert fast(None) is None
     with pytest.raises(ValueError, match="naive"):
         fast(datetime(2026, 1, 2, 3, 4, 5))
+
+
+def test_the_sqlite_read_path_gives_the_general_paths_values() -> None:
+    dialect = aiosqlite.dialect()
+    column = UTCDateTime().dialect_impl(dialect)
+    fast = column.result_processor(dialect, None)
+    general = TypeDecorator.result_processor(column, dialect, None)
+    assert fast is not general
+    rng = random.Random(11)
+    texts = ["2026-01-02 03:04:05", "2026-01-02 03:04:05.5", "2026-01-02 03:04:05.000000",
+             "2026-01-02 03:04:05.123456+02:00"]  # a short fraction, an offset: as before
+    for _ in range(3000):
+        texts.append(datetime(rng.randint(2, 9998), rng.randint(1, 12), rng.randint(1, 28),
+                              rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 59),
+                              rng.choice((0, rng.randint(0, 999_999)))
+                              ).isoformat(" ", "microseconds"))
+    for text in texts:
+        value = fast(text)
+        assert value == general(text) and value.tzinfo is UTC, text
+    assert fast(None) is None
