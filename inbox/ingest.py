@@ -7,6 +7,7 @@ transaction, then publishes and runs responders after commit.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -158,7 +159,9 @@ async def _ingest_once(rt: Runtime, inbound: Inbound, value: str, *,
                        known_new: bool) -> IngestResult:
     window = timedelta(hours=rt.settings.reopen_window_hours)
     dialect = rt.engine.dialect.name
-    plan = _store(rt, inbound, value, known_new=known_new, window=window, dialect=dialect)
+    # The plan's maker, not the plan: a group of them on SQLite needs no savepoints.
+    plan = functools.partial(_store, rt, inbound, value, known_new=known_new, window=window,
+                             dialect=dialect)
     # Email threading reads through the ORM (`_email_candidate`): not in one hop.
     return await sqlrun.run(rt.engine, plan, one_hop=inbound.channel != "email")
 

@@ -99,7 +99,7 @@ async def catch_up(engine: AsyncEngine, *, batch: int = BATCH) -> int:
     for table, col in DEFERRED:
         while True:
             try:
-                done = await sqlrun.run(engine, _batch(table, col, batch))
+                done = await sqlrun.run(engine, functools.partial(_batch, table, col, batch))
             except OperationalError as exc:
                 if "no such table" not in str(exc):
                     raise

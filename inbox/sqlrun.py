@@ -24,7 +24,7 @@ of event-loop CPU (a greenlet, a thread hop, cursor and result wrapping) against
 for SQLite to run it; a follow-up message's four statements and commit were most of
 ingest's CPU. And plans that wait for the one connection (`inbox.db`: SQLite has one
 writer) run as one group when it is free: one pool checkout, one thread hop and one
-commit for all of them, each plan in a savepoint of its own (`inbox.sqlthread`). Under
+commit for all of them, a plan that raises leaving no trace (`inbox.sqlthread`). Under
 load that is most of the connection's work; a lone plan runs and commits by itself as
 before. Whoever awaits a plan hears of it only after the commit that holds it.
 
@@ -59,6 +59,7 @@ from inbox.db import _OneHopConnection
 from inbox.sqlthread import (
     DEFER_FLUSH,
     Plan,
+    PlanSource,
     Query,
     bind_args,
     drive,
@@ -66,9 +67,10 @@ from inbox.sqlthread import (
     prepare,
     run_group,
     run_plan,
+    start,
 )
 
-__all__ = ["DEFER_FLUSH", "NotOneHop", "Plan", "Query", "one_hop_capable", "run", "run_async",
+__all__ = ["DEFER_FLUSH", "NotOneHop", "Plan", "PlanSource", "Query", "one_hop_capable", "run", "run_async",
            "run_one_hop"]
 
 T = TypeVar("T")
@@ -152,12 +154,13 @@ def _execute_direct(sync_conn: Connection, query: Query) -> list[Any] | None:
     return make_rows(prepared, fetched)
 
 
-def _transaction(engine: AsyncEngine, plan: Plan[T]) -> T:
+def _transaction(engine: AsyncEngine, source: PlanSource[T]) -> T:
     # Checkout, BEGIN, the plan, COMMIT (ROLLBACK when anything raises) and checkin, all
     # in the one greenlet `run` spawned. An async callable gets an AsyncConnection on the
     # same connection and transaction, made only when one asks. A plan granted
     # DEFER_FLUSH is answered only after the flush barrier.
     deferred = [False]
+    plan = start(source)
     with engine.sync_engine.connect() as sync_conn:
         with sync_conn.begin():
             result = _drive(sync_conn, plan, lambda: AsyncConnection(engine, sync_conn), deferred)
@@ -207,8 +210,8 @@ def _wait_until_durable(sync_conn: Connection) -> None:
     sync_conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(_BARRIER)
 
 
-async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
-    """Run `plan` and commit (roll back when it raises) in one call on the SQLite
+async def run_one_hop(engine: AsyncEngine, plan: PlanSource[T]) -> T:
+    """Run `plan` (or the plan it makes) and commit (roll back when it raises) in one call on the SQLite
     connection's thread, in a group with the plans queued meanwhile. Raises `NotOneHop`
     (before running anything) when the engine's connection is not the one-hop aiosqlite
     one (`one_hop_capable` says beforehand)."""
@@ -229,9 +232,10 @@ async def run_one_hop(engine: AsyncEngine, plan: Plan[T]) -> T:
     return await group.run(engine, plan)
 
 
-async def run(engine: AsyncEngine, plan: Plan[T], *, one_hop: bool = True) -> T:
+async def run(engine: AsyncEngine, plan: PlanSource[T], *, one_hop: bool = True) -> T:
     """Run `plan` in a transaction of its own and commit it (roll back when it raises):
-    in one hop on SQLite when the engine allows and `one_hop` (the plan yields Query
+    `plan` is a plan or a function that makes it afresh (which lets a group of plans on
+    SQLite run without a savepoint each: `inbox.sqlthread`); in one hop on SQLite when the engine allows and `one_hop` (the plan yields Query
     requests only), else in one greenlet (checkout to checkin), its async callables
     awaited with an `AsyncConnection` on the transaction's connection (for a lookup
     through the ORM on it). Returns only after the commit."""
@@ -261,11 +265,11 @@ class _GroupCommit:
     what queues meanwhile is run as groups by one task, until nothing waits."""
 
     def __init__(self) -> None:
-        self.waiting: list[tuple[Plan[Any], asyncio.Future[Any]]] = []
+        self.waiting: list[tuple[PlanSource[Any], asyncio.Future[Any]]] = []
         self.running = False
         self._task: asyncio.Task[None] | None = None  # the one draining the queue
 
-    async def run(self, engine: AsyncEngine, plan: Plan[T]) -> T:
+    async def run(self, engine: AsyncEngine, plan: PlanSource[T]) -> T:
         """`plan`'s result once the group that ran it committed (its exception else)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
@@ -297,7 +301,7 @@ class _GroupCommit:
         await self._run(engine, group)
 
     async def _run(self, engine: AsyncEngine,
-                   group: list[tuple[Plan[Any], asyncio.Future[Any]]]) -> None:
+                   group: list[tuple[PlanSource[Any], asyncio.Future[Any]]]) -> None:
         futures = [f for _, f in group]
         try:
             outcomes = await _run_group(engine, [p for p, _ in group])
@@ -314,7 +318,7 @@ class _GroupCommit:
                     future.set_exception(value)
 
 
-async def _run_group(engine: AsyncEngine, plans: list[Plan[Any]]) -> list[Any]:
+async def _run_group(engine: AsyncEngine, plans: list[PlanSource[Any]]) -> list[Any]:
     # One checkout, `plans` in one call on the connection's thread (`run_group`), checkin.
     fairy = await engine.raw_connection()
     try:

@@ -2,9 +2,17 @@
 plans driven statement by statement, committed one by one or as a group.
 
     run_plan(raw, sync_conn, plan)      one plan, its own transaction, committed
-    run_group(raw, sync_conn, plans)    several plans, one transaction and one commit,
-                                        each in a savepoint: a plan that raises leaves
-                                        no trace and the others commit all the same
+    run_group(raw, sync_conn, plans)    several plans, one transaction and one commit:
+                                        a plan that raises leaves no trace and the
+                                        others commit all the same
+
+A plan may come as a function that makes it afresh (a `PlanSource`). A group made only
+of those runs without savepoints: when one of them raises, the transaction is rolled
+back and the group runs again, each plan in a savepoint, the failed one not again (its
+exception is its outcome: it saw what it would have seen in a savepoint). A savepoint
+and its release were a third of a group's statements, each a release and re-take of
+the GIL that the event loop's thread competes for, and a plan seldom raises (a retried
+webhook, a conversation whose status changed meanwhile).
 
 Why a group: on one SQLite connection each commit writes every page the transaction
 touched to the WAL (the message, event and search-index pages that the next message
@@ -62,9 +70,19 @@ DEFER_FLUSH = _DeferFlush()
 # (True, the plan's result) or (False, the exception it ended with).
 Outcome = tuple[bool, Any]
 
+# A plan, or a function without arguments that makes it (a plan that may run again).
+PlanSource = Plan[T] | Callable[[], Plan[T]]
 
-def run_plan(raw: sqlite3.Connection, sync_conn: Connection | Engine, plan: Plan[T]) -> T:
-    """Run `plan` and commit (roll back and re-raise when it raises)."""
+
+def start(source: PlanSource[T]) -> Plan[T]:
+    """The plan `source` is or makes (a generator is not callable; its maker is)."""
+    return source() if callable(source) else source
+
+
+def run_plan(raw: sqlite3.Connection, sync_conn: Connection | Engine,
+             source: PlanSource[T]) -> T:
+    """Run the plan and commit (roll back and re-raise when it raises)."""
+    plan = start(source)
     listener = _listener(sync_conn)
     if raw.isolation_level is None and not raw.in_transaction:
         raw.execute("BEGIN")  # autocommit mode: the plan's statements commit together
@@ -79,12 +97,12 @@ def run_plan(raw: sqlite3.Connection, sync_conn: Connection | Engine, plan: Plan
 
 
 def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
-              plans: Sequence[Plan[Any]]) -> list[Outcome]:
-    """Run `plans` in order in one transaction, each in a savepoint, and commit once.
+              plans: Sequence[PlanSource[Any]]) -> list[Outcome]:
+    """Run `plans` in order in one transaction and commit once.
 
-    A plan that raises is rolled back to its savepoint (the others go on); when SQLite
-    itself ended the transaction (a full disk, an I/O error) or the commit fails, every
-    plan whose work it held fails with that error instead. Outcomes are in plan order.
+    A plan that raises leaves no trace (the others go on); when SQLite itself ended the
+    transaction (a full disk, an I/O error) or the commit fails, every plan whose work
+    it held fails with that error instead. Outcomes are in plan order.
     """
     if len(plans) == 1:
         try:
@@ -93,6 +111,44 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
             return [(False, exc)]
     listener = _listener(sync_conn)
     dialect = sync_conn.dialect
+    known: dict[int, Outcome] = {}
+    if all(callable(p) for p in plans):
+        done = _run_unguarded(raw, listener, dialect, plans)
+        if isinstance(done, list):
+            return done
+        known = done  # one plan failed, all rolled back: again, in savepoints
+    return _run_guarded(raw, listener, dialect, plans, known)
+
+
+def _run_unguarded(raw: sqlite3.Connection, listener: Connection | None, dialect: Dialect,
+                   plans: Sequence[PlanSource[Any]]) -> list[Outcome] | dict[int, Outcome]:
+    # Every plan, no savepoint, one commit: their outcomes; or, when a plan raised, the
+    # transaction rolled back and {its index: its outcome}.
+    outcomes: list[Outcome] = []
+    try:
+        if not raw.in_transaction:
+            raw.execute("BEGIN")
+        for index, source in enumerate(plans):
+            try:
+                outcomes.append((True, _drive(raw, listener, dialect, start(source))))
+            except Exception as exc:  # noqa: BLE001 - raised in the plan's caller
+                _rollback(raw)
+                return {index: (False, exc)}
+        if raw.in_transaction:
+            try:
+                _commit(raw, listener)
+            except sa_exc.DBAPIError as exc:
+                _rollback(raw)
+                return [(False, exc)] * len(plans)
+        return outcomes
+    except BaseException:
+        _rollback(raw)
+        raise
+
+
+def _run_guarded(raw: sqlite3.Connection, listener: Connection | None, dialect: Dialect,
+                 plans: Sequence[PlanSource[Any]], known: dict[int, Outcome]) -> list[Outcome]:
+    # Each plan in a savepoint (those in `known` not run: that is their outcome).
     outcomes: list[Outcome] = []
     held: list[int] = []  # plans whose work the open transaction holds
 
@@ -102,12 +158,15 @@ def run_group(raw: sqlite3.Connection, sync_conn: Connection | Engine,
         held.clear()
 
     try:
-        for plan in plans:
+        for index, source in enumerate(plans):
+            if index in known:
+                outcomes.append(known[index])
+                continue
             if not raw.in_transaction:
                 raw.execute("BEGIN")  # a savepoint of its own would commit at its RELEASE
             raw.execute("SAVEPOINT plan")
             try:
-                value = _drive(raw, listener, dialect, plan)
+                value = _drive(raw, listener, dialect, start(source))
             except Exception as exc:  # noqa: BLE001 - raised in the plan's caller
                 outcomes.append((False, exc))
                 if raw.in_transaction:

@@ -115,3 +115,52 @@ async def test_a_plan_on_an_idle_connection_commits_without_waiting_for_later_on
 
     assert results[0] == 1 and isinstance(results[1], IntegrityError)
     assert await names(engine) == ["first"]
+
+
+# Plans given as their makers: a group of them runs without savepoints and, when one
+# raises, runs again in savepoints, the failed one not again.
+
+class Maker:
+    """Makes `add(name)` plans and counts how many it made."""
+
+    def __init__(self, name: str, *, then_fail: bool = False) -> None:
+        self.name, self.then_fail, self.made = name, then_fail, 0
+
+    def __call__(self) -> Plan[int]:
+        self.made += 1
+        return add(self.name, then_fail=self.then_fail)
+
+
+async def test_plan_makers_started_together_each_return_their_own_result(engine: AsyncEngine) -> None:
+    makers = [Maker(f"m{i}") for i in range(20)]
+    results = await run_all(engine, *makers)  # type: ignore[arg-type]
+
+    assert results == list(range(1, 21))
+    assert await names(engine) == [f"m{i}" for i in range(20)]
+    assert [m.made for m in makers] == [1] * 20  # nothing ran twice
+
+
+async def test_a_made_plan_that_raises_leaves_no_trace_and_runs_once(engine: AsyncEngine) -> None:
+    makers = [Maker("a"), Maker("b", then_fail=True), Maker("c"), Maker("a")]
+    results = await run_all(engine, *makers)  # type: ignore[arg-type]
+
+    assert await names(engine) == ["a", "c"]
+    assert results[0] == 1 and results[2] == 2  # the rerun's ids: nothing of the first run left
+    assert isinstance(results[1], LookupError)
+    assert isinstance(results[3], IntegrityError)  # the second "a" still sees the first
+    assert [m.made for m in makers] == [2, 1, 1, 1]  # those after it had not started
+
+
+async def test_made_and_given_plans_in_one_group_each_commit_or_fail_alone(engine: AsyncEngine) -> None:
+    results = await run_all(engine, Maker("x"), add("y", then_fail=True), Maker("z"))  # type: ignore[arg-type]
+
+    assert await names(engine) == ["x", "z"]
+    assert isinstance(results[1], LookupError)
+
+
+async def test_when_the_commit_of_made_plans_fails_every_one_fails(engine: AsyncEngine) -> None:
+    results = await run_all(engine, Maker("before"), add_orphan, Maker("after"))  # type: ignore[arg-type]
+
+    assert all(isinstance(r, IntegrityError) for r in results)
+    assert await names(engine) == []
+    assert await sqlrun.run(engine, Maker("later")) == 1
