@@ -19,6 +19,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from inbox import jsontext
+from inbox.timetext import utc_text
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -78,7 +79,7 @@ def _sqlite_text(value: datetime | None) -> str | None:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6]  # less its "+00:00"
+    return utc_text(value)
 
 
 def _same(general: Any, fast: Any, value: Any) -> bool:

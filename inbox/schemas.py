@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from inbox.models import Agent, Contact, Conversation, Identity, Message
+from inbox.timetext import utc_iso, utc_json
 
 
 class _Out(BaseModel):
@@ -143,9 +144,12 @@ _DATETIME = TypeAdapter(datetime)
 def json_time(value: datetime) -> str:
     """`value` as pydantic's JSON mode writes a datetime ("...Z" for UTC)."""
     if value.tzinfo is UTC:
-        text = value.isoformat()
-        return text[:-6] + "Z"
+        return utc_json(value)
     return _DATETIME.dump_python(value, mode="json")  # type: ignore[no-any-return]
+
+
+def _iso(value: datetime) -> str:
+    return utc_iso(value) if value.tzinfo is UTC else value.isoformat()
 
 
 def _json_time_or_none(value: datetime | None) -> str | None:
@@ -202,6 +206,6 @@ def conversation_out(
             "author": last_message.author_kind,
             "text": last_message.text[:200],
             "private": last_message.private,
-            "created_at": last_message.created_at.isoformat(),
+            "created_at": _iso(last_message.created_at),
         }
     return data

@@ -66,3 +66,14 @@ def test_json_time_writes_utc_as_pydantic_does_and_defers_to_it_otherwise() -> N
     assert json_time(datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=UTC)) == "2026-01-02T03:04:05.000060Z"
     odd = timezone(timedelta(seconds=3725))  # pydantic drops the offset's seconds
     assert json_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=odd)) == "2026-01-02T03:04:05+01:02"
+
+
+def test_utc_text_forms_are_isoformats() -> None:
+    from inbox.timetext import utc_iso, utc_json, utc_text
+
+    rng = random.Random(8)
+    for _ in range(3000):
+        value = _time(rng, utc_only=True)
+        assert utc_text(value) == value.replace(tzinfo=None).isoformat(" ", "microseconds")
+        assert utc_iso(value) == value.isoformat()
+        assert utc_json(value) == value.isoformat().replace("+00:00", "Z")
