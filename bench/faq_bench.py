@@ -9,6 +9,8 @@ Run from the repo root::
                                          # (about 5 minutes: a 5-model ensemble, twice
                                          # more for the out-of-fold threshold)
     python -m bench.faq_bench --fit-order  # refit only the candidate order (ORDER_*)
+    python -m bench.faq_bench --fit-conf   # refit only the confidence (CONF_*) and
+                                           # DEFAULT_THRESHOLD, the ranking as it is
 
 The data directory is ``<repo>/../shared/data/faq-bench`` unless ``FAQ_BENCH_DIR``
 is set. The protocol (entries from the first K train utterances, dev for
@@ -746,6 +748,16 @@ def fit(tasks: Sequence[Task]) -> None:
     print("RANK_WEIGHTS =", tuple(round(float(x), 3) for x in w))
     matcher_mod.RANK_WEIGHTS = tuple(w)
     _fit_order(data)
+    fit_conf(tasks)
+
+
+def fit_conf(tasks: Sequence[Task]) -> None:
+    """Fit CONF_WEIGHTS/CONF_BIAS/CONF_HIDDEN*/CONF_OUT and DEFAULT_THRESHOLD on the
+    dev splits of `tasks` with the ranking constants as they are, and print them.
+    Unlike the ranking weights (Adam started from the current values, so a refit
+    moves them a little every time), the result depends only on the code and the
+    ranking constants: seeded starts, no warm start."""
+    steps = int(os.environ.get("FIT_STEPS", "300"))
     # Confidence: logistic regression "is the top-1 entry right?" (oos: never). Besides
     # each full dev FAQ, random sub-FAQs (three of 5 entries, two of 10, one of 25 and
     # one of half the entries) are scored
@@ -870,6 +882,9 @@ def main(argv: Sequence[str] = ()) -> int:
     args = list(argv)
     if "--fit" in args:
         fit([t() for t in TASKS.values()])
+        return 0
+    if "--fit-conf" in args:
+        fit_conf([t() for t in TASKS.values()])
         return 0
     if "--fit-order" in args:
         fit_order([t() for t in TASKS.values()])

@@ -31,7 +31,8 @@ How it works:
    document frequencies at query time, so an upsert or remove only touches the
    postings of that entry's terms. Message terms unknown to the FAQ are corrected
    to a known term one edit away (deletion-neighbourhood index; jamo-level for
-   Hangul) before weighting.
+   Hangul) before weighting; beside known Korean terms, unknown Korean syllable
+   bigrams are dropped as splitting artefacts, unknown two-syllable words kept.
 3. Candidate entries are those sharing weighted terms with the message. The best
    `_POOL` (by shared IDF) get cheap term features: weighted cosine to their best
    and second-best phrasing and to the entry centroid, the share of the message's
@@ -79,6 +80,7 @@ from faq.normalise import (
     folded_words,
     is_hangul,
     jamo,
+    strip_korean_suffix,
     word_surface_terms,
     word_terms,
 )
@@ -525,7 +527,7 @@ class Matcher:
         qtext = fold(text)
         qwords = folded_words(qtext)
         raw = word_terms(qwords)
-        qterms = self._query_terms(raw)
+        qterms = self._query_terms(raw, qwords)
         if not qterms:
             return [], {}
         idf = self._idf
@@ -824,9 +826,10 @@ class Matcher:
             w = self._idf_cache[term] = math.log(1.0 + (n - df + _IDF_HALF) / (df + _IDF_HALF))
         return w
 
-    def _query_terms(self, raw: list[str]) -> dict[str, float]:
+    def _query_terms(self, raw: list[str], qwords: Iterable[str] = ()) -> dict[str, float]:
         """Count the message's terms, replacing unknown ones by a known term one edit
-        away when there is one (the most widespread such term wins)."""
+        away when there is one (the most widespread such term wins). `qwords` are the
+        message's surface words (`folded_words`), for the Korean rule below."""
         out: dict[str, float] = {}
         for t in raw:
             factor = 1.0
@@ -842,8 +845,17 @@ class Matcher:
             # A Korean word's syllable bigrams that no entry has are mostly splitting
             # artefacts (반품기간 → 품기) or half-stripped endings (못받았), not topics
             # the FAQ lacks: beside known Korean terms they would only dilute the
-            # message's coverage and confidence.
-            out = {t: w for t, w in out.items() if t in postings or not is_hangul(t)}
+            # message's coverage and confidence. A two-syllable word standing alone
+            # (after its particle) is different: most Korean nouns are two syllables
+            # (수거 pickup, 기사 driver), and one no entry knows is a topic the FAQ
+            # lacks ("반품 수거 신청했는데 기사님이 안 오세요" is not "how do I return").
+            nouns = {
+                b for b in map(strip_korean_suffix, qwords)
+                if len(b) == 2 and is_hangul(b) and b not in postings
+            }
+            out = {
+                t: w for t, w in out.items() if t in postings or not is_hangul(t) or t in nouns
+            }
         return out
 
     def _correct(self, term: str) -> str | None:

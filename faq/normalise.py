@@ -146,6 +146,18 @@ _SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("mom", "mum", "mother"),
     ("dad", "father"),
     ("zipcode", "postcode"),
+    ("rent", "rental", "rentals"),
+    ("income", "salary", "salaries", "earnings", "wage", "wages"),
+    ("gas", "fuel", "petrol", "gasoline"),
+    ("bot", "robot", "robots", "bots"),
+    ("convert", "conversion", "conversions", "converting", "converted"),
+    ("hobby", "hobbies", "pastime", "pastimes"),
+    ("job", "employment", "occupation"),
+    ("smart", "intelligent", "clever"),
+    ("funny", "hilarious", "humorous"),
+    ("error", "errors", "mistake", "mistakes"),
+    ("accent", "dialect"),
+    ("location", "whereabouts"),
 )
 SYNONYMS: dict[str, str] = {w: g[0] for g in _SYNONYM_GROUPS for w in g[1:]}
 
