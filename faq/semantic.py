@@ -301,7 +301,8 @@ CONF_OUT: tuple[float, ...] = (0.1518, 0.1414, -0.1396, 0.1385, -0.1359, 0.1233,
 # entry classifier): BANKING77-k5 0.807 / 0.672 / 0.378 (0.796 / 0.652 / 0.364),
 # BANKING77-k10 0.856 / 0.787 / 0.496 (0.851 / 0.764 / 0.504), CLINC150-k5
 # 0.802 / 0.480 / 0.224 (0.801 / 0.474 / 0.210), CLINC150-k10 0.862 / 0.713 / 0.427
-# (0.854 / 0.687 / 0.380); ~16-19 ms a match (AMD EPYC, one thread, a busy machine).
+# (0.854 / 0.687 / 0.380); ~15-21 ms a match (AMD EPYC, one thread, a busy machine;
+# the classifier's own share ~0.02 ms).
 # Out of fold on dev the classifier moved coverage@95 +0.017 / +0.018 / +0.022 / +0.020
 # (CLINC150 with its out-of-scope queries weighted to test's share: -0.014 / +0.037).
 # The raw confidence at which the four dev FAQs, pooled with equal weight, reach 95 %
