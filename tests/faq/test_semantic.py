@@ -239,3 +239,48 @@ def test_token_pass_gives_the_model_embeddings(encoder) -> None:  # type: ignore
     encoder.encode_tokens(fresh)  # caches the embeddings from the same pass
     for text, vector in zip(fresh, encoder.encode(fresh)):
         assert np.abs(vector - encoder.encode_one_tokens(text + " ")[0]).max() < 1e-4
+
+
+def _head_log_probs(matcher, message: str) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    ids, feats, _ = matcher.candidates(message, matcher._embed(message))
+    return {i: f[15] for i, f in zip(ids, feats)}
+
+
+def test_entry_classifier_is_refitted_when_an_entry_is_added_or_removed(matcher) -> None:
+    import numpy as np
+
+    message = "could the item be packaged nicely as a birthday gift"
+    matcher.upsert(FaqDoc("gift-wrap", "Do you offer gift wrapping?", ("Can you wrap it as a present?",)))
+    head = _head_log_probs(matcher, message)
+    assert max(head, key=head.__getitem__) == "gift-wrap"  # the new entry has a trained row
+    assert matcher._head_w.shape[0] == len(matcher) == len(DOCS) + 1
+    assert all(v <= 0.0 for v in head.values())  # log-probabilities over all entries
+    assert float(np.exp(list(head.values())).sum()) <= 1.0 + 1e-5
+    matcher.remove("gift-wrap")
+    assert "gift-wrap" not in _head_log_probs(matcher, message)
+    assert matcher._head_w.shape[0] == len(DOCS)
+
+
+def test_entry_classifier_fits_the_faq_phrasings_and_is_deterministic(encoder) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from faq.semantic import SemanticMatcher
+
+    a, b = SemanticMatcher(DOCS, encoder=encoder), SemanticMatcher(DOCS, encoder=encoder)
+    matrix, owner, _ = a._index()
+    b._index()
+    assert np.array_equal(a._head_w, b._head_w) and np.array_equal(a._head_b, b._head_b)
+    logits = matrix @ a._head_w.T + a._head_b / 20.0
+    assert (logits.argmax(1) == owner).all()  # every phrasing classified as its own entry
+
+
+def test_entry_classifier_is_not_trained_past_its_budget(encoder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from faq import semantic
+
+    monkeypatch.setattr(semantic, "_HEAD_BUDGET", 1.0)
+    m = semantic.SemanticMatcher(DOCS, encoder=encoder)
+    m._index()
+    assert np.array_equal(m._head_w, m._centroids) and not m._head_b.any()
+    assert m.match("How do I cancel my order?").entry_id == "cancel-order"
