@@ -321,14 +321,19 @@ async def mark_read(rt: Runtime, *, conversation_id: int) -> None:
 
 
 async def identify_visitor(
-    rt: Runtime, *, visitor: str, email: str | None, name: str | None
+    rt: Runtime, *, visitor: str, email: str | None, name: str | None, verified: bool = False
 ) -> int | None:
     """A web-chat visitor leaves an email (and/or a name) so a late reply reaches them.
 
-    The email identity joins the visitor's contact; if that email already belongs to
-    another contact, the visitor's identity and conversations move to that contact
-    (the person is one person). A visitor who has not written yet gets a contact now.
-    Returns the contact id (None when there was nothing to record).
+    Unverified (anyone can type any address in the widget), the email is only a claim
+    on the visitor's own contact (`Contact.claimed_email`): late replies go there, but
+    it is no identity, so it links no orders (the FAQ bot's personal answers read
+    those) and joins no other contact. Verified (the shop's site signed it, see
+    `web.routes.realtime`), it is an email identity: it joins the visitor's contact, and
+    if that email already belongs to another contact, the visitor's identity and
+    conversations move to that contact (the person is one person). A visitor who has
+    not written yet gets a contact now. Returns the contact id (None when there was
+    nothing to record).
     """
     address = canonical("email", email) if email else None
     async with rt.sessions() as session, session.begin():
@@ -344,7 +349,9 @@ async def identify_visitor(
         cleaned = clean_name(name)
         if cleaned and not contact.name:
             contact.name = cleaned
-        if address:
+        if address and not verified:
+            contact.claimed_email = (email or "").strip()[:320]  # as typed, checked above
+        elif address:
             existing = await store.find_identity(session, kind="email", value=address)
             if existing is None:
                 session.add(Identity(contact_id=contact.id or 0, kind="email", value=address, raw=email))

@@ -27,6 +27,7 @@ from inbox import store
 from inbox.db import JSONType, UTCDateTime
 from inbox.errors import BadInput, Conflict, NotFound
 from inbox.events import EventOut
+from inbox.identity import canonical_email
 from inbox.models import Contact, Conversation, Identity
 from inbox.orders import Order
 from inbox.runtime import Runtime
@@ -203,7 +204,8 @@ async def suggest_duplicates(session: AsyncSession, *, contact_id: int) -> list[
     first: `[{"contact": {...with identities}, "reason": "..."}]`.
 
     Signals: an order whose customer_email is one contact's identity and whose
-    customer_phone is the other's; the same non-empty name, case-insensitively.
+    customer_phone is the other's; an email typed in the web chat (`claimed_email`) that
+    is the other's identity; the same non-empty name, case-insensitively.
     """
     contact = await live_contact(session, contact_id=contact_id)
     if contact is None:
@@ -234,6 +236,11 @@ async def suggest_duplicates(session: AsyncSession, *, contact_id: int) -> list[
             if other is not None and other.id not in found:
                 found[other.id or 0] = (f"order {order.number} was placed with this "
                                         f"{'email' if theirs == 'phone' else 'phone'} and their {theirs}")
+    if contact.claimed_email:
+        other = await owner("email", canonical_email(contact.claimed_email))
+        if other is not None:
+            found.setdefault(other.id or 0, f"typed {contact.claimed_email} in the chat, their "
+                                            "email (not verified: check before merging)")
     name = " ".join((contact.name or "").split()).casefold()
     if name:
         result = await session.exec(  # type: ignore[call-overload]

@@ -76,6 +76,9 @@ class Contact(SQLModel, table=True):
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
     merged_into_id: int | None = Field(default=None, foreign_key="contact.id")
+    # An email a web-chat visitor typed, unproven: late replies may go there, but it is
+    # no identity (it links no orders and joins no other contact; `identify_visitor`).
+    claimed_email: str | None = Field(default=None, max_length=320)
 
 
 class Identity(SQLModel, table=True):

@@ -43,6 +43,8 @@ class ContactOut(_Out):
     name: str | None
     created_at: datetime
     identities: list[IdentityOut] = []
+    # An email the contact typed in the web chat, not proven theirs (no identity).
+    claimed_email: str | None = None
 
 
 # MessageOut and ConversationOut define the shapes `message_out` and `conversation_out`
@@ -103,6 +105,7 @@ def contact_out(contact: Contact, identities: list[Identity]) -> dict[str, Any]:
         name=contact.name,
         created_at=contact.created_at,
         identities=[IdentityOut.model_validate(i) for i in identities],
+        claimed_email=getattr(contact, "claimed_email", None),
     )
     return out.dump()
 

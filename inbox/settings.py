@@ -132,6 +132,9 @@ class Settings:
     chat_burst: int = 20
     chat_rate: float = 3.0
     heartbeat_seconds: float = 20.0
+    # The shop site's key for signing a web-chat visitor's email (HMAC-SHA256, hex):
+    # a signed email is the visitor's identity; unsigned, only a claim.
+    webchat_identity_secret: str | None = None
     # INBOX_FAQ_SEMANTIC=1: re-rank FAQ matches with sentence embeddings (faq/semantic.py;
     # needs `pip install .[semantic]`).
     faq_semantic: bool = False
@@ -194,6 +197,7 @@ class Settings:
             faq_semantic=_bool(e.get("INBOX_FAQ_SEMANTIC")),
             webhook_rate=_rate(e, "INBOX_WEBHOOK_RATE", cls.webhook_rate),
             webhook_burst=_count(e, "INBOX_WEBHOOK_BURST", cls.webhook_burst),
+            webchat_identity_secret=e.get("INBOX_WEBCHAT_IDENTITY_SECRET") or None,
         )
 
 

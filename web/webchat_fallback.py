@@ -17,7 +17,8 @@ FOOTER = "\n\n--\nYou left this address in our chat, so we are sending our answe
 
 
 def email_fallback(rt: Runtime) -> Any:
-    """An `OfflineFallback` that mails the reply to the visitor's latest email identity."""
+    """An `OfflineFallback` that mails the reply to the email the visitor left last (the
+    address they typed in the chat, else their latest email identity)."""
 
     async def send(outbound: Outbound) -> str | None:
         email: Any = rt.connectors.get("email")
@@ -29,7 +30,9 @@ def email_fallback(rt: Runtime) -> Any:
                 return None
             contact = await session.get(Contact, conv.contact_id)
             identities = await store.identities_of(session, contact_id=conv.contact_id)
-        addresses = [i for i in identities if i.kind == "email"]
+        addresses = [i.raw or i.value for i in identities if i.kind == "email"]
+        if contact is not None and contact.claimed_email:
+            addresses.append(contact.claimed_email)  # what they typed last counts most
         if not addresses:
             return None
         mail = Outbound(
@@ -37,7 +40,7 @@ def email_fallback(rt: Runtime) -> Any:
             conversation_id=outbound.conversation_id,
             channel="email",
             provider="email",
-            to=addresses[-1].raw or addresses[-1].value,
+            to=addresses[-1],
             from_address=None,
             text=outbound.text + FOOTER,
             thread=ThreadHints(subject="Your chat with us"),

@@ -47,11 +47,24 @@ async def test_display_names_and_known_addresses(database_url: str) -> None:
         emails = [i for i in await rows(srv.rt, Identity) if i.kind == "email"]
         assert [i.value for i in emails] == ["kim@example.com"]
 
-        # A web-chat visitor who left their email is the same person when they mail us.
+        # A web-chat visitor who only typed an address is not its owner: mail from it
+        # makes a contact of its own.
+        typed = await pipeline.ingest(srv.rt, Inbound(
+            channel="webchat", provider="webchat", provider_message_id="chat-0", sender="v_eve",
+            sender_kind="webchat", recipient="webchat", text="Where is Bo's order?"))
+        await pipeline.identify_visitor(srv.rt, visitor="v_eve", email="bo@example.org", name="Bo")
+        bo = await _contact_of(srv, mail(sender="Bo <bo@example.org>", subject="Hello",
+                                         text="It's Bo", message_id="<b1@example.org>"),
+                               "<b1@example.org>")
+        assert bo != typed.contact_id
+        assert (await contact(srv.rt, typed.contact_id)).claimed_email == "bo@example.org"
+
+        # A web-chat visitor whose email the shop signed is the same person when they mail us.
         chat = await pipeline.ingest(srv.rt, Inbound(
             channel="webchat", provider="webchat", provider_message_id="chat-1", sender="v_ana",
             sender_kind="webchat", recipient="webchat", text="Hello from the shop page"))
-        await pipeline.identify_visitor(srv.rt, visitor="v_ana", email="Ana@Example.org", name="Ana")
+        await pipeline.identify_visitor(srv.rt, visitor="v_ana", email="Ana@Example.org", name="Ana",
+                                        verified=True)
         ana = await _contact_of(srv, mail(sender="Ana Maria Silva <ana@example.org>", subject="My order",
                                           text="Following up by mail", message_id="<a1@example.org>"),
                                 "<a1@example.org>")

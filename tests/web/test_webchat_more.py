@@ -1,9 +1,13 @@
-"""Web chat beyond the round trip: a visitor's email joins their customer profile, and a
-forged or foreign token never resumes anyone's conversation."""
+"""Web chat beyond the round trip: an email a visitor types is only a claim (late replies
+go there; it joins no profile and links no orders), an email the shop signed joins the
+customer's profile, and a forged or foreign token never resumes anyone's conversation."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import hmac
 import json
 from typing import Any
 
@@ -12,11 +16,25 @@ import websockets
 from itsdangerous import URLSafeSerializer
 
 from inbox import pipeline
+from inbox.settings import Settings
 from inbox.types import Inbound, ThreadHints
 from tests.inbox.fast_db import admin_token, agent_token, database_url, sqlite_template  # noqa: F401
 from tests.support.server import LiveServer
 
 pytestmark = pytest.mark.e2e
+
+SHOP_KEY = "shop-identity-key"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The suite's settings, with the shop's key for signing visitors' emails."""
+    return dataclasses.replace(settings, webchat_identity_secret=SHOP_KEY)
+
+
+def signature(email: str, key: str = SHOP_KEY) -> str:
+    """What the shop's site computes for a signed-in customer's email."""
+    return hmac.new(key.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
 
 
 async def next_frame(ws: Any, kind: str, timeout: float = 10.0) -> dict[str, Any]:
@@ -41,7 +59,7 @@ async def say(visitor: Any, text: str, client_id: str) -> dict[str, Any]:
     return await next_frame(visitor, "message")
 
 
-async def test_visitor_email_joins_their_contact_and_is_case_folded(
+async def test_a_typed_email_is_a_claim_on_the_visitors_contact_not_an_identity(
     server: LiveServer, agent_token: str
 ) -> None:
     async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
@@ -51,32 +69,72 @@ async def test_visitor_email_joins_their_contact_and_is_case_folded(
         own = await say(visitor, "Do you ship to Canada?", "c1")
         await visitor.send(json.dumps({"type": "identify", "email": " Maria.Lopez@Example.COM ",
                                        "name": "Maria"}))
-        event = await contact_event(agent, "email")
+        event = await contact_event(agent, "webchat")
+        while event["contact"]["claimed_email"] is None:  # the message's own event came first
+            event = await contact_event(agent, "webchat")
 
     contact = event["contact"]
     assert contact["name"] == "Maria"
-    values = {i["kind"]: i["value"] for i in contact["identities"]}
-    assert len(contact["identities"]) == 2
-    assert values["email"] == "maria.lopez@example.com" and values["webchat"].startswith("v_")
+    assert contact["claimed_email"] == "Maria.Lopez@Example.COM"
+    assert [i["kind"] for i in contact["identities"]] == ["webchat"]
     detail = await server.client.get(f"/api/v1/conversations/{own['conversation_id']}",
                                      headers=server.auth(agent_token))
     assert detail.json()["contact"]["id"] == contact["id"]
 
 
-async def test_visitor_email_of_a_known_customer_joins_that_customers_contact(
-    server: LiveServer, agent_token: str
-) -> None:
-    by_mail = await pipeline.ingest(server.rt, Inbound(
+async def _known_customer(server: LiveServer) -> Any:
+    return await pipeline.ingest(server.rt, Inbound(
         channel="email", provider="email", provider_message_id="<known@mail.example>",
         sender="maria@example.com", sender_kind="email", text="Order 1001?", display_name="Maria Lopez",
         thread=ThreadHints(message_id="<known@mail.example>", subject="Order 1001")))
+
+
+@pytest.mark.parametrize("forged", [None, "0" * 64, signature("maria@example.com", "another-key")])
+async def test_anyone_typing_a_customers_email_gets_nothing_of_theirs(
+    server: LiveServer, agent_token: str, forged: str | None
+) -> None:
+    # Without the shop's signature the address proves nothing: the visitor does not join
+    # the customer's profile, so neither agents nor the FAQ bot's personal answers
+    # (which read the orders of the profile's identities) take them for that customer.
+    by_mail = await _known_customer(server)
+    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
+            websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
+        await next_frame(agent, "hello")
+        await next_frame(visitor, "welcome")
+        own = await say(visitor, "Where is my order?", "c1")
+        frame: dict[str, Any] = {"type": "identify", "email": "MARIA@example.com"}
+        if forged is not None:
+            frame["signature"] = forged
+        await visitor.send(json.dumps(frame))
+        event = await contact_event(agent, "webchat")
+        while event["contact"]["claimed_email"] is None:
+            event = await contact_event(agent, "webchat")
+
+    assert event["contact"]["id"] != by_mail.contact_id
+    assert [i["kind"] for i in event["contact"]["identities"]] == ["webchat"]
+    customer = (await server.client.get(f"/api/v1/contacts/{by_mail.contact_id}",
+                                        headers=server.auth(agent_token))).json()
+    assert {c["id"] for c in customer["conversations"]} == {by_mail.conversation_id}
+    assert own["conversation_id"] != by_mail.conversation_id
+    # An agent who knows better merges them: the customer is suggested, with the reason.
+    suggested = (await server.client.get(f"/api/v1/contacts/{event['contact']['id']}/duplicates",
+                                         headers=server.auth(agent_token))).json()["items"]
+    assert [d["contact"]["id"] for d in suggested] == [by_mail.contact_id]
+    assert "not verified" in suggested[0]["reason"]
+
+
+async def test_an_email_the_shop_signed_joins_that_customers_contact(
+    server: LiveServer, agent_token: str
+) -> None:
+    by_mail = await _known_customer(server)
     async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
             websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
         await next_frame(agent, "hello")
         await next_frame(visitor, "welcome")
         own = await say(visitor, "It's me again, on the website", "c1")
-        await visitor.send(json.dumps({"type": "identify", "email": "MARIA@example.com"}))
-        event = await contact_event(agent, "webchat")
+        await visitor.send(json.dumps({"type": "identify", "email": "MARIA@example.com",
+                                       "signature": signature("MARIA@example.com")}))
+        event = await contact_event(agent, "email")
 
     assert event["contact"]["id"] == by_mail.contact_id
     assert {i["kind"] for i in event["contact"]["identities"]} == {"email", "webchat"}
@@ -145,8 +203,8 @@ async def test_email_left_before_the_first_message_is_kept(server: LiveServer, a
         await next_frame(agent, "hello")
         await next_frame(visitor, "welcome")
         await visitor.send(json.dumps({"type": "identify", "email": "early@example.com"}))
-        await contact_event(agent, "email")
+        await contact_event(agent, "webchat")
         own = await say(visitor, "Now my question", "c1")
     detail = (await server.client.get(f"/api/v1/conversations/{own['conversation_id']}",
                                       headers=server.auth(agent_token))).json()
-    assert {(i["kind"], i["value"]) for i in detail["contact"]["identities"]} >= {("email", "early@example.com")}
+    assert detail["contact"]["claimed_email"] == "early@example.com"

@@ -1,7 +1,9 @@
 // Omnichannel Inbox web-chat widget. One tag on the shop's page:
 //   <script src="https://support.example/widget.js" data-title="Questions? Ask us" defer></script>
 // Options (data-*): title, email-after (seconds without an answer before asking for an
-// email, default 60). Speaks the /ws/chat protocol (README); the visitor token lives in
+// email, default 60), email + email-signature (a signed-in customer's address and the
+// shop's hex HMAC-SHA256 of it with INBOX_WEBCHAT_IDENTITY_SECRET: the chat then joins
+// that customer's profile; an address typed in the chat is only a claim). Speaks the /ws/chat protocol (README); the visitor token lives in
 // localStorage so a reload resumes the conversation. No inline styles, no innerHTML:
 // everything is styled by /static/widget.css and filled in with textContent.
 (function () {
@@ -13,6 +15,9 @@
   const wsUrl = origin.replace(/^http/, "ws") + "/ws/chat";
   const title = script.dataset.title || "Chat with us";
   const emailAfterMs = Math.max(1, Number(script.dataset.emailAfter || 60)) * 1000;
+  let signedIdentity = script.dataset.email && script.dataset.emailSignature
+    ? { type: "identify", email: script.dataset.email, signature: script.dataset.emailSignature }
+    : null;
   const TOKEN_KEY = "inbox_visitor_token";
   const EMAIL_KEY = "inbox_visitor_email";
 
@@ -150,6 +155,7 @@
         for (const m of history) render(m);
         const last = history[history.length - 1];
         if (last && last.author === "customer") startWaiting(Date.parse(last.created_at) || Date.now());
+        if (signedIdentity) socket.send(JSON.stringify(signedIdentity));
         while (queue.length) socket.send(JSON.stringify(queue.shift()));
       } else if (frame.type === "message" && frame.message) {
         onMessage(frame.message);
@@ -221,6 +227,10 @@
     open: function () { open(true); },
     close: function () { open(false); },
     send: function (text) { sendFrame({ type: "message", text: String(text), client_id: uid() }); },
+    identify: function (email, signature) {
+      signedIdentity = { type: "identify", email: String(email), signature: String(signature) };
+      sendFrame(signedIdentity);
+    },
   };
   connect();
 })();

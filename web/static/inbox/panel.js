@@ -113,6 +113,13 @@ export async function renderPanel(container, contactId, options) {
     el("span", { class: "muted" }, `${KIND_LABEL[i.kind] || i.kind}: `),
     el("span", { class: "ident" }, i.raw || i.value),
     i.opted_out ? el("span", { class: "tag danger" }, "SMS opted out") : null));
+  if (contact.claimed_email) {
+    // Typed in the web chat, not proven theirs: no orders are looked up for it.
+    identities.push(el("li", { class: "claimed" },
+      el("span", { class: "muted" }, "Email (typed in chat): "),
+      el("span", { class: "ident" }, contact.claimed_email),
+      el("span", { class: "tag", title: "Not verified: it may not be this customer's" }, "unverified")));
+  }
   const others = (contact.conversations || []).filter((c) => c.id !== currentId).map((c) => el("li", {},
     el("button", { type: "button", class: "link", onclick: () => onOpen(c.id) },
       channelBadge(c.channel), ` ${c.subject || c.status} · ${when(c.last_activity_at)}`)));
