@@ -59,19 +59,34 @@ async def say(visitor: Any, text: str, client_id: str) -> dict[str, Any]:
     return await next_frame(visitor, "message")
 
 
-async def test_a_typed_email_is_a_claim_on_the_visitors_contact_not_an_identity(
-    server: LiveServer, agent_token: str
-) -> None:
+async def identify_in_chat(server: LiveServer, agent_token: str, text: str, frame: dict[str, Any],
+                           until: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new visitor says `text`, then sends the identify `frame`; returns their message
+    frame and the first contact.updated event (seen by an agent) whose contact passes
+    `until` (the message's own contact event may come first)."""
     async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
             websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
         await next_frame(agent, "hello")
         await next_frame(visitor, "welcome")
-        own = await say(visitor, "Do you ship to Canada?", "c1")
-        await visitor.send(json.dumps({"type": "identify", "email": " Maria.Lopez@Example.COM ",
-                                       "name": "Maria"}))
-        event = await contact_event(agent, "webchat")
-        while event["contact"]["claimed_email"] is None:  # the message's own event came first
-            event = await contact_event(agent, "webchat")
+        own = await say(visitor, text, "c1")
+        await visitor.send(json.dumps({"type": "identify", **frame}))
+        async with asyncio.timeout(10):
+            while True:
+                event = await next_frame(agent, "contact.updated")
+                if until(event["contact"]):
+                    return own, event
+
+
+def claimed(contact: dict[str, Any]) -> bool:
+    return contact["claimed_email"] is not None
+
+
+async def test_a_typed_email_is_a_claim_on_the_visitors_contact_not_an_identity(
+    server: LiveServer, agent_token: str
+) -> None:
+    own, event = await identify_in_chat(
+        server, agent_token, "Do you ship to Canada?",
+        {"email": " Maria.Lopez@Example.COM ", "name": "Maria"}, claimed)
 
     contact = event["contact"]
     assert contact["name"] == "Maria"
@@ -97,18 +112,10 @@ async def test_anyone_typing_a_customers_email_gets_nothing_of_theirs(
     # the customer's profile, so neither agents nor the FAQ bot's personal answers
     # (which read the orders of the profile's identities) take them for that customer.
     by_mail = await _known_customer(server)
-    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
-            websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
-        await next_frame(agent, "hello")
-        await next_frame(visitor, "welcome")
-        own = await say(visitor, "Where is my order?", "c1")
-        frame: dict[str, Any] = {"type": "identify", "email": "MARIA@example.com"}
-        if forged is not None:
-            frame["signature"] = forged
-        await visitor.send(json.dumps(frame))
-        event = await contact_event(agent, "webchat")
-        while event["contact"]["claimed_email"] is None:
-            event = await contact_event(agent, "webchat")
+    frame: dict[str, Any] = {"email": "MARIA@example.com"}
+    if forged is not None:
+        frame["signature"] = forged
+    own, event = await identify_in_chat(server, agent_token, "Where is my order?", frame, claimed)
 
     assert event["contact"]["id"] != by_mail.contact_id
     assert [i["kind"] for i in event["contact"]["identities"]] == ["webchat"]
@@ -127,14 +134,10 @@ async def test_an_email_the_shop_signed_joins_that_customers_contact(
     server: LiveServer, agent_token: str
 ) -> None:
     by_mail = await _known_customer(server)
-    async with websockets.connect(f"{server.ws_url}/ws/agent?token={agent_token}") as agent, \
-            websockets.connect(f"{server.ws_url}/ws/chat") as visitor:
-        await next_frame(agent, "hello")
-        await next_frame(visitor, "welcome")
-        own = await say(visitor, "It's me again, on the website", "c1")
-        await visitor.send(json.dumps({"type": "identify", "email": "MARIA@example.com",
-                                       "signature": signature("MARIA@example.com")}))
-        event = await contact_event(agent, "email")
+    own, event = await identify_in_chat(
+        server, agent_token, "It's me again, on the website",
+        {"email": "MARIA@example.com", "signature": signature("MARIA@example.com")},
+        lambda contact: any(i["kind"] == "email" for i in contact["identities"]))
 
     assert event["contact"]["id"] == by_mail.contact_id
     assert {i["kind"] for i in event["contact"]["identities"]} == {"email", "webchat"}
