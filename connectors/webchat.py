@@ -8,6 +8,8 @@ subscribes to their conversation), so `send` only acknowledges.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import uuid
 from collections import Counter, OrderedDict
@@ -36,8 +38,10 @@ class WebchatConnector:
     provider = "webchat"
     channels = ("webchat",)
 
-    def __init__(self, *, secret_key: str, offline_fallback: OfflineFallback | None = None) -> None:
+    def __init__(self, *, secret_key: str, offline_fallback: OfflineFallback | None = None,
+                 identity_secret: str | None = None) -> None:
         self._signer = URLSafeSerializer(secret_key, salt="webchat-visitor")
+        self._identity_secret = identity_secret
         self._online: Counter[str] = Counter()
         self._shown: OrderedDict[int, None] = OrderedDict()
         self.offline_fallback = offline_fallback
@@ -78,6 +82,17 @@ class WebchatConnector:
         except BadSignature:
             return None
         return value if isinstance(value, str) and value.startswith("v_") else None
+
+    def email_signed(self, email: str, signature: Any) -> bool:
+        """Whether `signature` is the shop's signature of `email`: the hex HMAC-SHA256 of
+        the address, trimmed and lower-cased, with INBOX_WEBCHAT_IDENTITY_SECRET (the
+        shop's site computes it for a signed-in customer, as Intercom's and Chatwoot's
+        identity verification do). False when no secret is set or nothing was signed."""
+        if not self._identity_secret or not isinstance(signature, str):
+            return False
+        expected = hmac.new(self._identity_secret.encode(), email.strip().lower().encode(),
+                            hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature.strip().lower())
 
     def parse_frame(self, visitor: str, frame: Any) -> Inbound | None:
         """The Inbound for a visitor's `message` frame; None for other valid frames.
@@ -137,4 +152,5 @@ class WebchatConnector:
 
 def build(settings: Settings) -> WebchatConnector:
     """Web chat is always on."""
-    return WebchatConnector(secret_key=settings.secret_key)
+    return WebchatConnector(secret_key=settings.secret_key,
+                            identity_secret=settings.webchat_identity_secret)

@@ -12,8 +12,6 @@ behind gets `{"type": "resync"}` and is closed (it reconnects with `since`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 from typing import Any
@@ -397,19 +395,8 @@ async def _visitor_frame(rt: Runtime, connector: Any, visitor: str, frame: Any,
         await pipeline.identify_visitor(
             rt, visitor=visitor, email=email,
             name=name if isinstance(name, str) and name.strip() else None,
-            verified=email is not None and signed_email(rt, email, frame.get("signature")))
+            verified=email is not None and connector.email_signed(email, frame.get("signature")))
 
-
-def signed_email(rt: Runtime, email: str, signature: Any) -> bool:
-    """Whether `signature` is the shop's signature of `email`: the hex HMAC-SHA256 of
-    the address as typed, trimmed and lower-cased, with INBOX_WEBCHAT_IDENTITY_SECRET
-    (the shop's site computes it for a signed-in customer, as Intercom's and Chatwoot's
-    identity verification do). False when no secret is set or nothing was signed."""
-    secret = rt.settings.webchat_identity_secret
-    if not secret or not isinstance(signature, str):
-        return False
-    expected = hmac.new(secret.encode(), email.strip().lower().encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature.strip().lower())
 
 
 routes = [
