@@ -119,8 +119,16 @@ def message_out(message: Message) -> dict[str, Any]:
     columns); datetimes are written as pydantic writes them (`json_time`). A meta
     key that is not a string goes to the model, which refuses it (ValidationError).
     """
+    fields = _message_fields(message)
     if not all(type(key) is str for key in message.meta):
-        return _message_model(message)
+        return MessageOut(**fields).dump()
+    fields["private"] = bool(fields["private"])
+    fields["created_at"] = json_time(fields["created_at"])
+    return fields
+
+
+def _message_fields(message: Message) -> dict[str, Any]:
+    # MessageOut's fields in its order, as the message holds them.
     return {
         "id": message.id or 0,
         "conversation_id": message.conversation_id,
@@ -134,11 +142,16 @@ def message_out(message: Message) -> dict[str, Any]:
         "delivery_status": message.delivery_status,
         "error_code": message.error_code,
         "error_text": message.error_text,
-        "private": bool(message.private),
+        "private": message.private,
         "flags": list(message.flags),
         "meta": message.meta,
-        "created_at": json_time(message.created_at),
+        "created_at": message.created_at,
     }
+
+
+def _message_model(message: Message) -> dict[str, Any]:
+    """`message` through `MessageOut`, validation and all (what `message_out` equals)."""
+    return MessageOut(**_message_fields(message)).dump()
 
 
 _DATETIME = TypeAdapter(datetime)
@@ -157,17 +170,6 @@ def _iso(value: datetime) -> str:
 
 def _json_time_or_none(value: datetime | None) -> str | None:
     return None if value is None else json_time(value)
-
-
-def _message_model(message: Message) -> dict[str, Any]:
-    return MessageOut(
-        id=message.id or 0, conversation_id=message.conversation_id, channel=message.channel,
-        direction=message.direction, author=message.author_kind,
-        author_agent_id=message.author_agent_id, text=message.text, html=message.html,
-        attachments=[_attachment_public(a) for a in message.attachments],
-        delivery_status=message.delivery_status, error_code=message.error_code,
-        error_text=message.error_text, private=message.private, flags=list(message.flags),
-        meta=message.meta, created_at=message.created_at).dump()
 
 
 def _attachment_public(att: dict[str, Any]) -> dict[str, Any]:
