@@ -24,11 +24,15 @@ def utc_text(value: datetime) -> str:
 
 def utc_json(value: datetime) -> str:
     """`value` as pydantic writes a UTC datetime in JSON mode."""
-    text = utc_text(value)
-    return f"{text[:10]}T{text[11:19] if value.microsecond == 0 else text[11:]}Z"
+    return _iso_local(value) + "Z"
 
 
 def utc_iso(value: datetime) -> str:
     """`value.isoformat()`."""
+    return _iso_local(value) + "+00:00"
+
+
+def _iso_local(value: datetime) -> str:
+    # "2026-01-02T03:04:05[.060708]": isoformat() less its offset, cut from `utc_text`.
     text = utc_text(value)
-    return f"{text[:10]}T{text[11:19] if value.microsecond == 0 else text[11:]}+00:00"
+    return f"{text[:10]}T{text[11:19] if value.microsecond == 0 else text[11:]}"
