@@ -6,13 +6,14 @@ with the command that installs it.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support.required import missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Headless, and no background calls home: this machine's network is closed.
@@ -24,10 +25,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 async def browser() -> AsyncIterator[Any]:
     """A headless Chromium, closed after the test."""
     if not CHROMIUM.exists() and not shutil.which("chromium"):
-        message = "Debian chromium is not installed (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing("Debian chromium is not installed (apt-get install -y chromium)")
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as p:
         instance = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)

@@ -30,6 +30,7 @@ from tests.fakes.twilio_recorder import (
     TwilioRecorder,
 )
 from tests.support.backends import fresh_database
+from tests.support.required import missing
 from tests.support.server import free_port, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
@@ -38,9 +39,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 def _redis_url() -> str:
     url = os.environ.get("INBOX_TEST_REDIS_URL")
     if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail("INBOX_TEST_REDIS_URL must be set on CI")
-        pytest.skip("INBOX_TEST_REDIS_URL is not set")
+        missing("INBOX_TEST_REDIS_URL is not set")
     return url
 
 

@@ -11,11 +11,11 @@ import asyncio
 import os
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
 from inbox.db import make_engine
 from web.migrate import upgrade
+from tests.support.required import missing
 
 PG_ENV = "INBOX_TEST_DATABASE_URL"
 
@@ -24,9 +24,7 @@ def postgres_url() -> str | None:
     """The PostgreSQL URL to test against, or None (skip) outside CI."""
     url = os.environ.get(PG_ENV)
     if not url:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{PG_ENV} must be set on CI: the PostgreSQL run is required")
-        pytest.skip(f"{PG_ENV} is not set (PostgreSQL variant off)")
+        missing(f"{PG_ENV} is not set (PostgreSQL variant off)")
     return url
 
 
@@ -49,8 +47,6 @@ async def fresh_database(kind: str, tmp_path: Path) -> str:
         try:
             await _reset_postgres(url)
         except OSError as exc:
-            if os.environ.get("CI") == "true":
-                pytest.fail(f"PostgreSQL at {url} is unreachable: {exc}")
-            pytest.skip(f"PostgreSQL unreachable: {exc}")
+            missing(f"PostgreSQL at {url} is unreachable: {exc}")
     await asyncio.to_thread(upgrade, url)
     return url
