@@ -27,16 +27,14 @@ does.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from dataclasses import dataclass
 from typing import Self
 
 import aiosqlite
 from sqlalchemy.engine import make_url
 
-log = logging.getLogger(__name__)
+from inbox.periodic import Periodic
+
 
 # The serving connection's own checkpoint threshold while a `Checkpointer` runs (~40 MB
 # of WAL). Measured at a paced 100 msg/s (scale_bench scenario B, ~2,300 WAL pages/s):
@@ -86,8 +84,7 @@ class Checkpointer:
         self.path = path
         self.interval = interval
         self._conn: aiosqlite.Connection | None = None
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("WAL checkpoint", interval, self.checkpoint)
 
     async def open(self) -> Self:
         """Connect (autocommit, so the connection never holds a snapshot between rounds)."""
@@ -125,26 +122,13 @@ class Checkpointer:
         return tuple(row)
 
     def start(self) -> None:
-        """Checkpoint every `interval` seconds in a task, from now until `stop()`."""
-        self._stop.clear()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="wal-checkpoint")
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.checkpoint()
-            except Exception:  # a full disk, a locked file: the fallback still bounds the WAL
-                log.warning("WAL checkpoint failed; retrying in %.1f s", self.interval,
-                            exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
+        """Checkpoint every `interval` seconds in a task, from now until `stop()` (a
+        failed checkpoint is logged: the fallback still bounds the WAL)."""
+        self._rounds.start()
 
     async def stop(self) -> None:
         """End the task (a checkpoint under way finishes first) and close the connection."""
-        self._stop.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._rounds.stop()
         if self._conn is not None:
             await self._conn.close()
             self._conn = None

@@ -18,10 +18,8 @@ PostgreSQL has no such state (its pg_trgm index batches its own updates): there
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
-import logging
 import weakref
 from typing import Any
 
@@ -31,9 +29,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inbox import sqlrun
+from inbox.periodic import Periodic
 from inbox.sqlrun import Plan, Query
 
-log = logging.getLogger(__name__)
 
 STATE = "search_index_state"
 # (table, column) indexed in batches; web/migrations/versions/0006_* names the same.
@@ -127,26 +125,14 @@ class SearchIndexer:
     def __init__(self, engine: AsyncEngine, *, interval: float = INTERVAL_SECONDS) -> None:
         self.engine = engine
         self.interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic("search index batch", interval, lambda: catch_up(engine))
 
     def start(self) -> None:
         """Start indexing in the background (on the running event loop)."""
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._rounds.start()
 
     async def stop(self) -> None:
         """Stop, after indexing what is waiting (so a clean shutdown leaves no backlog)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._rounds.stop()
         with contextlib.suppress(Exception):
             await catch_up(self.engine)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await catch_up(self.engine)
-            except Exception:  # a busy or failing database: the next round tries again
-                log.exception("search index: a batch failed; retrying in %.1f s", self.interval)
