@@ -24,10 +24,12 @@ def _env(db: Path) -> dict[str, str]:
     return env
 
 
-async def run_inbox(*args: str, db: Path, cwd: Path) -> tuple[int, str, str]:
-    """Run `inbox ARGS` without blocking the loop (a live server may be serving in it)."""
+async def run_inbox(*args: str, db: Path, cwd: Path,
+                    env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `inbox ARGS` without blocking the loop (a live server may be serving in it);
+    `env` overrides variables of the test environment."""
     proc = await asyncio.create_subprocess_exec(
-        INBOX, *args, cwd=cwd, env=_env(db),
+        INBOX, *args, cwd=cwd, env={**_env(db), **(env or {})},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     return proc.returncode or 0, out.decode(), err.decode()
@@ -99,3 +101,16 @@ async def test_simulate_webchat_reaches_a_live_server(tmp_path: Path, sqlite_url
     created = [e for e in events if e.type == "message.created"]
     assert [e.payload["message"]["text"] for e in created] == ["Where is my order?"]
     assert created[0].payload["conversation"]["channel"] == "webchat"
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({}, "PostgreSQL"),  # SQLite serves one worker
+    ({"INBOX_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"}, "INBOX_REDIS_URL"),
+])
+async def test_serve_refuses_several_workers_without_postgres_and_redis(
+    tmp_path: Path, env: dict[str, str], named: str
+) -> None:
+    code, _out, err = await run_inbox("serve", "--workers", "2", "--port", "1",
+                                      db=tmp_path / "inbox.db", cwd=tmp_path, env=env)
+    assert code == 2
+    assert named in err and "several workers" in err
