@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from inbox import pipeline
 from inbox.agents import create_agent
@@ -316,3 +316,43 @@ async def test_search_treats_percent_and_underscore_as_plain_characters(
     assert await api.ids(q="red_shirt") == {sku}
     assert await api.ids(q="%") == {cotton}
     assert (await api.get("/contacts", q="%"))["items"] == []
+
+
+async def test_list_pages_and_messages_read_through_indexes_not_table_scans(
+    server: LiveServer, api: Api
+) -> None:
+    # At 100,000 conversations and 1,000,000 messages (bench/scale_bench.py, scenario E)
+    # these pages stay fast only while no statement scans a whole table: the plans say so.
+    created = [await ingest(server, sms(f"plan {i}", sender=f"+1555040{i:04d}")) for i in range(6)]
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    engine = server.rt.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        first = await api.get("/conversations", limit=2)
+        await api.get("/conversations", limit=2, cursor=first["next_cursor"])
+        await api.get("/conversations", limit=2, status="open")
+        await api.get(f"/conversations/{created[0]}/messages", limit=2)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert statements
+    sqlite = engine.dialect.name == "sqlite"
+    async with server.rt.engine.connect() as conn:
+        if not sqlite:
+            # Six rows are cheaper to scan; ask what the indexes can serve.
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+        for statement, parameters in statements:
+            prefix = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+            rows = (await conn.exec_driver_sql(prefix + statement, parameters)).all()
+            for row in rows:
+                detail = str(row[-1])
+                if sqlite:
+                    scan = detail.startswith("SCAN ") and " USING " not in detail
+                    table = detail.split()[1] if scan else ""
+                else:
+                    table = detail.split("Seq Scan on ")[1].split()[0] if "Seq Scan on " in detail else ""
+                assert table not in ("conversation", "message"), (detail, statement)
